@@ -1,0 +1,91 @@
+/**
+ * @quiesce/core — graceful shutdown and connection lifecycle for Node.js HTTP servers.
+ *
+ * ```ts
+ * import http from 'node:http'
+ * import { graceful, requestSignal } from '@quiesce/core'
+ *
+ * const server = http.createServer(async (req, res) => {
+ *   const data = await longPoll({ signal: requestSignal(req) })
+ *   res.end(data)
+ * })
+ * const g = graceful(server, { timeout: 10_000 })
+ * server.listen(3000)
+ * // Ctrl+C / SIGTERM now drains: in-flight requests finish, idle sockets close, exit 0.
+ * ```
+ * @module
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
+import { GracefulController } from './internal/controller.js'
+import { assertServer } from './internal/servers.js'
+import type { ServerController } from './lifecycle.js'
+import type { AnyServer, GracefulOptions } from './types.js'
+
+export type NodeHandler = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void
+
+/** The controller `graceful(server)` returns. */
+export interface GracefulServer extends ServerController {
+  /** A readiness route: 200 while running or paused, 503 with Retry-After from the moment draining starts (D4). */
+  readonly readiness: NodeHandler
+  /** A liveness route: 200 as long as the process answers (a drain is not a reason to be restarted). */
+  readonly liveness: NodeHandler
+}
+
+/**
+ * Drains `server` (an `http`, `https` or `http2` server) on SIGINT/SIGTERM, on `shutdown()`, or
+ * on a fatal error, keeping the drain contract D1–D19. The server's `'request'` listeners move
+ * behind quiesce's gate, so a request can be held (`pause({ mode: 'hold' })`) or answered 503
+ * before your handler runs, and a handler that throws answers 500 instead of crashing (D11).
+ */
+export function graceful(server: AnyServer, options?: GracefulOptions): GracefulServer {
+  assertServer(server)
+  const core = new GracefulController(options, { gate: true, listener: 'quiesce', name: 'server' })
+  core.attach(server)
+  const readiness: NodeHandler = (_req, res) => answer(res, core.ready)
+  const liveness: NodeHandler = (_req, res) => answer(res, true)
+  return Object.assign(core, { readiness, liveness }) as unknown as GracefulServer
+}
+
+function answer(res: ServerResponse | Http2ServerResponse, ok: boolean): void {
+  res.statusCode = ok ? 200 : 503
+  res.setHeader('Content-Type', 'text/plain; charset=utf-8')
+  res.setHeader('Cache-Control', 'no-store')
+  if (!ok) res.setHeader('Retry-After', '1')
+  res.end(ok ? 'ok\n' : 'draining\n')
+}
+
+export { requestSignal } from './internal/signal.js'
+export { createFrameworkController, bindController } from './lifecycle.js'
+export type { FrameworkBinding, FrameworkController, ServerController } from './lifecycle.js'
+export { channels } from './channels.js'
+export {
+  QuiesceError,
+  QuiesceOptionError,
+  ClientClosedError,
+  ShutdownDeadlineError,
+  DrainingError,
+  ClosedError,
+  ResumeError,
+  HookError,
+} from './errors.js'
+export type { QuiesceErrorCode } from './errors.js'
+export type {
+  AnyServer,
+  Controller,
+  ForcedItem,
+  GracefulOptions,
+  HookOptions,
+  HookReport,
+  Logger,
+  NodeRequest,
+  PauseMode,
+  PauseOptions,
+  ResumeOptions,
+  ShutdownHook,
+  ShutdownOptions,
+  ShutdownReason,
+  ShutdownReport,
+  State,
+  Stats,
+} from './types.js'

@@ -1,0 +1,66 @@
+import { HookError } from '../errors.js'
+import type { HookReport, ShutdownHook } from '../types.js'
+import { errorText } from './report.js'
+
+export interface HookEntry {
+  readonly fn: ShutdownHook
+  readonly name: string
+  readonly timeout: number | null
+}
+
+export interface HookRun {
+  readonly report: HookReport
+  readonly error: HookError | null
+}
+
+/**
+ * Runs one user hook guarded: a throw, a rejection or a hang past `limit` ms becomes a failed
+ * report, never an exception for the caller (D8). The hook receives an AbortSignal that aborts
+ * when its time is up, so it can stop what it started.
+ */
+export async function runHook(entry: HookEntry, limit: number): Promise<HookRun> {
+  const started = performance.now()
+  const controller = new AbortController()
+  let timer: NodeJS.Timeout | undefined
+  const done = (ok: boolean, timedOut: boolean, error: HookError | null): HookRun => {
+    if (timer !== undefined) clearTimeout(timer)
+    const report: HookReport = { name: entry.name, ok, timedOut, durationMs: Math.round(performance.now() - started) }
+    if (error !== null) report.error = errorText(error.cause ?? error)
+    return { report, error }
+  }
+  const timeout = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(resolve, Math.max(0, limit), 'timeout')
+  })
+  try {
+    const result = await Promise.race([Promise.resolve().then(() => entry.fn(controller.signal)), timeout])
+    if (result === 'timeout') {
+      const err = new HookError(entry.name, true, `hook "${entry.name}" did not finish within ${Math.round(limit)} ms`)
+      controller.abort(err)
+      return done(false, true, err)
+    }
+    return done(true, false, null)
+  } catch (cause) {
+    return done(false, false, new HookError(entry.name, false, `hook "${entry.name}" failed: ${errorText(cause)}`, cause))
+  }
+}
+
+/** Hooks one after the other (the list given in run order), each under its own limit, all under `overall` ms. */
+export async function runHooksInOrder(entries: readonly HookEntry[], overall: number): Promise<HookRun[]> {
+  const runs: HookRun[] = []
+  const deadline = performance.now() + overall
+  for (const entry of entries) {
+    const remaining = deadline - performance.now()
+    if (remaining <= 0) {
+      const err = new HookError(entry.name, true, `hook "${entry.name}" not run: the hooks' overall limit of ${Math.round(overall)} ms was used up`)
+      runs.push({ report: { name: entry.name, ok: false, timedOut: true, durationMs: 0, error: err.message }, error: err })
+      continue
+    }
+    runs.push(await runHook(entry, Math.min(entry.timeout ?? overall, remaining)))
+  }
+  return runs
+}
+
+/** Hooks all at once (the announce-phase hooks), each under its own limit, all under `overall` ms. */
+export function runHooksTogether(entries: readonly HookEntry[], overall: number): Promise<HookRun[]> {
+  return Promise.all(entries.map((e) => runHook(e, Math.min(e.timeout ?? overall, overall))))
+}

@@ -1,0 +1,634 @@
+import http from 'node:http'
+import http2 from 'node:http2'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Http2ServerRequest, Http2ServerResponse, Http2Session, ServerHttp2Stream } from 'node:http2'
+import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { ClientClosedError } from '../errors.js'
+import type { ResolvedOptions } from '../options.js'
+import type { AnyServer, ForcedItem } from '../types.js'
+import { closeListener, remoteOf, serverKind, type ServerKind } from './servers.js'
+import { abortRequestSignal } from './signal.js'
+
+/** Per-socket bookkeeping lives on the socket under these keys: no WeakMap lookups on the request path. */
+export const kSocketState = Symbol.for('quiesce.socket')
+export const kSessionState = Symbol.for('quiesce.session')
+/** Marks a response whose request must not reach its handler (it arrived after the close was announced). */
+const kRefused = Symbol.for('quiesce.refused')
+
+const now = (): number => performance.now()
+const GOAWAY_ALL = 2 ** 31 - 1
+
+/**
+ * The close marker. Node's own switch for `maxRequestsPerSocket` (public field since 16.10):
+ * it writes `Connection: close` on this response WITHOUT Node closing the socket afterwards, so
+ * quiesce closes it itself, gracefully (FIN + linger, D2), once every dispatched request on it
+ * was answered. `shouldKeepAlive = false` would make Node destroy the socket right after. Same on
+ * Node 20, 22, 24 and 26; the conformance suite pins the bytes on each.
+ */
+type Markable = { maxRequestsOnConnectionReached?: boolean; headersSent: boolean }
+export function setCloseMarker(res: object, on: boolean): void {
+  ;(res as Markable).maxRequestsOnConnectionReached = on
+}
+export function hasCloseMarker(res: object): boolean {
+  return (res as Markable).maxRequestsOnConnectionReached === true
+}
+
+interface SocketState {
+  readonly tracker: Tracker
+  readonly openedAt: number
+  /** Requests dispatched on this socket whose response has not closed yet. */
+  pending: number
+  /** Requests dispatched on this socket since it was tracked. */
+  requests: number
+  /** The newest dispatched response: the one that carries the `Connection: close` marker (D2). */
+  lastRes: ServerResponse | null
+  /** When the socket last saw a request start or a response end. */
+  quietSince: number
+  /** `socket.bytesRead` when the last response ended: more means a next request has begun (D1). */
+  bytesMark: number
+  /** Set once our FIN is sent: the end of the bounded linger (D2). 0 = not closing. */
+  lingerUntil: number
+  /** `closeUpgraded` was called for this socket. */
+  upgradeNotified: boolean
+}
+
+interface SessionState {
+  streams: number
+  /** 0 = serving, 1 = first GOAWAY (max id) + PING sent, 2 = final GOAWAY sent. */
+  phase: 0 | 1 | 2
+  pingDeadline: number
+  acked: boolean
+}
+
+type H1Socket = Socket & { [kSocketState]?: SocketState; parser?: unknown }
+type TrackedSession = Http2Session & { [kSessionState]?: SessionState }
+type MaybeRefused = { [kRefused]?: true }
+
+/** What a tracker needs from the controller that owns it. */
+export interface TrackerHost {
+  readonly options: ResolvedOptions
+  /** Draining has started (announce phase included): every HTTP/1 response gets the close marker. */
+  readonly isDraining: boolean
+  count(event: 'completed' | 'aborted' | 'idleClosed'): void
+  forced(item: ForcedItem): void
+  /** A user callback failed; goes to the logger and the report. */
+  callbackFailed(what: string, error: unknown): void
+  /** The gate: run the handler (true), don't (false: answered or refused), or wait. */
+  admit(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): boolean | Promise<boolean>
+  handlerFailed(error: unknown, req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void
+}
+
+export interface TrackerOptions {
+  /** Own the server's 'request' listeners, so the gate runs before them (bare Node). */
+  gate: boolean
+}
+
+type RequestListener = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => unknown
+
+/**
+ * Tracks one server's connections and requests, and drains them (D1–D7, D12).
+ *
+ * Nothing here runs a timer while the server is serving. During a drain, one timer per server
+ * walks the tracked sockets when the next grace, linger or GOAWAY wait is due (D15); the end of
+ * the drain is the server's own `close` event (D7).
+ */
+export class Tracker {
+  readonly server: AnyServer
+  readonly kind: ServerKind
+  readonly host: TrackerHost
+  /** HTTP/1 sockets (the TLS socket on https servers). */
+  readonly sockets = new Set<H1Socket>()
+  /** TLS servers: raw sockets whose handshake has not completed, by remote address. */
+  readonly handshakes = new Map<string, Socket>()
+  readonly sessions = new Set<TrackedSession>()
+  /** HTTP/1 responses in flight → when their request started. */
+  readonly inflight = new Map<ServerResponse, number>()
+  /** HTTP/2 streams in flight → when they started and what they asked for. */
+  readonly streams = new Map<ServerHttp2Stream, StreamInfo>()
+  /** The server is not listening and has emitted `close` (or never listened). */
+  closed: boolean
+  listenerClosedAt = 0
+  /** The server may hold sockets accepted before quiesce attached (D17). */
+  untracked = false
+
+  #gate: boolean
+  #handlers: RequestListener[] = []
+  #sweepTimer: NodeJS.Timeout | null = null
+  #nextSweepAt = Infinity
+  #closedWaiters: Array<() => void> = []
+  #nodeIdleCloseHeld = false
+  #detached = false
+
+  constructor(server: AnyServer, host: TrackerHost, options: TrackerOptions) {
+    this.server = server
+    this.kind = serverKind(server) as ServerKind
+    this.host = host
+    this.#gate = options.gate
+    this.closed = !server.listening
+
+    const s = server as http.Server
+    s.on('listening', this.#onListening)
+    s.on('close', this.#onClose)
+    if (this.kind === 'http') {
+      s.on('connection', this.#onConnection)
+    } else if (this.kind === 'https' || this.kind === 'h2') {
+      s.on('connection', this.#onRawConnection)
+      s.on('secureConnection', this.#onSecureConnection)
+    }
+    if (this.kind === 'h2' || this.kind === 'h2c') {
+      s.on('session', this.#onSession)
+      s.on('stream', this.#onStream)
+    }
+    if (this.#gate) {
+      for (const handler of s.listeners('request') as RequestListener[]) {
+        s.removeListener('request', handler)
+        this.#handlers.push(handler)
+      }
+      s.on('request', this.#dispatch)
+      s.on('newListener', this.#onNewListener)
+    } else {
+      s.prependListener('request', this.#track)
+    }
+    if (server.listening) {
+      s.getConnections((err, count) => {
+        if (!err && count > 0) this.untracked = true
+      })
+    }
+  }
+
+  /** Stops tracking (the controller is done with this server). Sockets keep their state objects until they close. */
+  detach(): void {
+    if (this.#detached) return
+    this.#detached = true
+    const s = this.server as http.Server
+    s.removeListener('listening', this.#onListening)
+    s.removeListener('close', this.#onClose)
+    s.removeListener('connection', this.#onConnection)
+    s.removeListener('connection', this.#onRawConnection)
+    s.removeListener('secureConnection', this.#onSecureConnection)
+    s.removeListener('session', this.#onSession)
+    s.removeListener('stream', this.#onStream)
+    s.removeListener('request', this.#track)
+    if (this.#gate) {
+      s.removeListener('newListener', this.#onNewListener)
+      s.removeListener('request', this.#dispatch)
+      for (const handler of this.#handlers) s.on('request', handler)
+      this.#handlers = []
+    }
+    this.releaseNodeIdleClose()
+    this.#clearSweep()
+  }
+
+  // ── connections ──────────────────────────────────────────────────────────
+
+  #onListening = (): void => {
+    this.closed = false
+    this.listenerClosedAt = 0
+  }
+
+  #onClose = (): void => {
+    this.closed = true
+    this.#clearSweep()
+    const waiters = this.#closedWaiters
+    this.#closedWaiters = []
+    for (const w of waiters) w()
+  }
+
+  /** Resolves when the server has emitted `close` (or is closed already). */
+  whenClosed(): Promise<void> {
+    if (this.closed) return Promise.resolve()
+    return new Promise((resolve) => this.#closedWaiters.push(resolve))
+  }
+
+  #onConnection = (socket: Socket): void => {
+    this.#adopt(socket as H1Socket)
+  }
+
+  #adopt(socket: H1Socket): SocketState {
+    const t = now()
+    const state: SocketState = {
+      tracker: this,
+      openedAt: t,
+      pending: 0,
+      requests: 0,
+      lastRes: null,
+      quietSince: t,
+      bytesMark: 0,
+      lingerUntil: 0,
+      upgradeNotified: false,
+    }
+    socket[kSocketState] = state
+    this.sockets.add(socket)
+    socket.on('close', onSocketClose)
+    // a connection accepted while the listener is closing (D4 announce over) still gets D5's grace
+    if (this.listenerClosedAt !== 0) this.#scheduleSweep(t + this.host.options.headerGrace)
+    return state
+  }
+
+  #onRawConnection = (raw: Socket): void => {
+    const key = remoteOf(raw)
+    this.handshakes.set(key, raw)
+    raw.once('close', () => {
+      if (this.handshakes.get(key) === raw) this.handshakes.delete(key)
+    })
+    if (this.listenerClosedAt !== 0) this.#scheduleSweep(now() + this.host.options.headerGrace)
+  }
+
+  #onSecureConnection = (tlsSocket: Socket & { alpnProtocol?: string | false }): void => {
+    this.handshakes.delete(remoteOf(tlsSocket))
+    if (this.kind === 'h2' && tlsSocket.alpnProtocol === 'h2') return // an HTTP/2 session: tracked by 'session'
+    this.#adopt(tlsSocket as H1Socket)
+  }
+
+  // ── HTTP/1 requests ──────────────────────────────────────────────────────
+
+  /** Runs before any handler (prepended, or inside the gate): counting and the close marker. */
+  #track = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void => {
+    if (req.httpVersionMajor === 2) return // HTTP/2: counted per stream
+    const socket = req.socket as H1Socket
+    const state = socket[kSocketState] ?? this.#adopt(socket)
+    const h1res = res as ServerResponse
+    const prev = state.lastRes
+    // A request that arrives after our FIN can never be answered on this socket: its handler
+    // must not run (D2). Until the FIN, every dispatched request is served and answered, even
+    // one behind a response whose header already said `Connection: close` (a synchronous
+    // handler bakes its header before Node parses the next pipelined request): the socket
+    // closes only after the last one.
+    if (state.lingerUntil !== 0) {
+      ;(h1res as MaybeRefused)[kRefused] = true
+      return
+    }
+    state.pending++
+    state.requests++
+    state.lastRes = h1res
+    const t = now()
+    state.quietSince = t
+    this.inflight.set(h1res, t)
+    h1res.on('close', onResponseClose)
+    if (this.host.isDraining) {
+      // the marker goes on the last dispatched response and moves with pipelining (D2)
+      if (prev !== null && !prev.headersSent) setCloseMarker(prev, false)
+      setCloseMarker(h1res, true)
+    }
+  }
+
+  /** A request that started before quiesce attached to its server (Express/Koa's first request). */
+  adoptRequest(req: IncomingMessage, res: ServerResponse): void {
+    if ((req.socket as H1Socket)[kSocketState] === undefined || !this.inflight.has(res)) this.#track(req, res)
+  }
+
+  /** The response closed (finished, or its client left). `this` is the response: no closure per request. */
+  responseClosed(res: ServerResponse, socket: H1Socket, state: SocketState): void {
+    this.inflight.delete(res)
+    state.pending--
+    if (state.lastRes === res) state.lastRes = null
+    const t = now()
+    state.quietSince = t
+    state.bytesMark = socket.bytesRead
+    if (!res.writableFinished) {
+      abortRequestSignal(res.req, clientClosed)
+      if (this.host.isDraining) this.host.count('aborted')
+      return
+    }
+    if (this.host.isDraining) this.host.count('completed')
+    if (state.pending === 0 && !socket.destroyed) {
+      // our marker said `Connection: close` (drain, 503): close now, gracefully (D2)
+      if (hasCloseMarker(res)) this.closeGracefully(socket, state)
+      else if (this.listenerClosedAt !== 0) this.#scheduleSweep(t + this.host.options.idleGrace)
+    }
+  }
+
+  static refused(res: object): boolean {
+    return (res as MaybeRefused)[kRefused] === true
+  }
+
+  /** FIN, then keep reading (and refusing) for a bounded linger: the client reads the whole response before any RST (D2). */
+  closeGracefully(socket: H1Socket, state: SocketState): void {
+    if (state.lingerUntil !== 0 || socket.destroyed) return
+    state.lingerUntil = now() + this.host.options.linger
+    socket.end()
+    this.#scheduleSweep(state.lingerUntil)
+  }
+
+  // ── the gate (bare Node) ─────────────────────────────────────────────────
+
+  #dispatch = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void => {
+    this.#track(req, res)
+    if (Tracker.refused(res)) return
+    const verdict = this.host.admit(req, res)
+    if (verdict === true) this.#run(req, res)
+    else if (verdict !== false) verdict.then((ok) => { if (ok) this.#run(req, res) }, (err: unknown) => this.host.handlerFailed(err, req, res))
+  }
+
+  #run(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void {
+    const handlers = this.#handlers
+    for (let i = 0; i < handlers.length; i++) {
+      try {
+        const result = (handlers[i] as RequestListener).call(this.server, req, res) as { then?: unknown } | undefined
+        if (result !== undefined && result !== null && typeof result.then === 'function') {
+          ;(result as Promise<unknown>).then(undefined, (err: unknown) => this.host.handlerFailed(err, req, res))
+        }
+      } catch (err) {
+        this.host.handlerFailed(err, req, res)
+      }
+    }
+  }
+
+  /** A 'request' listener added after attach goes behind the gate too (moved before any request can reach it). */
+  #onNewListener = (event: string | symbol, listener: RequestListener): void => {
+    if (event !== 'request' || listener === this.#dispatch) return
+    queueMicrotask(() => {
+      const s = this.server as http.Server
+      if (this.#detached || !s.listeners('request').includes(listener)) return
+      s.removeListener('request', listener)
+      this.#handlers.push(listener)
+    })
+  }
+
+  // ── HTTP/2 ───────────────────────────────────────────────────────────────
+
+  #onSession = (session: TrackedSession): void => {
+    session[kSessionState] = { streams: 0, phase: 0, pingDeadline: 0, acked: false }
+    this.sessions.add(session)
+    session.once('close', () => {
+      this.sessions.delete(session)
+    })
+    if (this.host.isDraining) this.#goawayFirst(session)
+  }
+
+  #onStream = (stream: ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void => {
+    const session = stream.session as TrackedSession | undefined
+    const state = session?.[kSessionState]
+    if (state !== undefined) state.streams++
+    this.streams.set(stream, { at: now(), method: String(headers[':method'] ?? '?'), path: String(headers[':path'] ?? '?') })
+    stream.once('close', () => {
+      this.streams.delete(stream)
+      if (state !== undefined) state.streams--
+      if (!stream.writableFinished) {
+        abortRequestSignal(stream, clientClosed)
+        if (this.host.isDraining) this.host.count('aborted')
+      } else if (this.host.isDraining) {
+        this.host.count('completed')
+      }
+    })
+  }
+
+  /** RFC 9113 §6.8 step one: GOAWAY with the highest stream id, then a PING to time the round trip (D12). */
+  #goawayFirst(session: TrackedSession): void {
+    const state = session[kSessionState]
+    if (state === undefined || state.phase !== 0 || session.closed || session.destroyed) return
+    state.phase = 1
+    state.pingDeadline = now() + this.host.options.goawayTimeout
+    try {
+      session.goaway(http2.constants.NGHTTP2_NO_ERROR, GOAWAY_ALL)
+      const sent = session.ping((err) => {
+        state.acked = true
+        if (!err) this.#goawayFinal(session)
+      })
+      if (!sent) state.acked = true
+    } catch {
+      state.acked = true
+    }
+    this.#scheduleSweep(state.pingDeadline)
+  }
+
+  /** Step two, once the PING came back (or the wait ran out) and the listener closed: GOAWAY with the last stream processed. */
+  #goawayFinal(session: TrackedSession): void {
+    const state = session[kSessionState]
+    if (state === undefined || state.phase !== 1 || this.listenerClosedAt === 0) return
+    if (!state.acked && now() < state.pingDeadline) return
+    state.phase = 2
+    if (!session.closed && !session.destroyed) session.close()
+  }
+
+  // ── the drain ────────────────────────────────────────────────────────────
+
+  /** Draining starts (D4 announce): close markers on in-flight HTTP/1 responses, first GOAWAY on sessions. */
+  startDrain(): void {
+    for (const socket of this.sockets) {
+      const state = socket[kSocketState]
+      const res = state?.lastRes
+      if (res != null && !res.headersSent) setCloseMarker(res, true)
+    }
+    for (const session of this.sessions) this.#goawayFirst(session)
+  }
+
+  /**
+   * The listener closes (D4: at drain start, or after the announce phase). Idle sockets close once
+   * quiet for `idleGrace` (D1), new and mid-header ones get `headerGrace` (D5), upgraded ones are
+   * told to leave (D12). With `external`, the framework closes the listener itself (Fastify).
+   */
+  closeListener(external = false): void {
+    if (this.listenerClosedAt !== 0) return
+    this.listenerClosedAt = now()
+    if (!external && this.server.listening) closeListener(this.server, this.kind)
+    for (const session of this.sessions) this.#goawayFinal(session)
+    this.#sweep()
+  }
+
+  /**
+   * While a framework closes the listener itself (Fastify calls `server.close()`, which calls
+   * `closeIdleConnections()`), Node's immediate idle close is replaced by the idle grace (D1)
+   * until the drain ends.
+   */
+  holdNodeIdleClose(): void {
+    if (this.#nodeIdleCloseHeld || this.kind === 'h2c') return
+    this.#nodeIdleCloseHeld = true
+    ;(this.server as unknown as { closeIdleConnections: () => void }).closeIdleConnections = this.#idleCloseDuringDrain
+  }
+
+  releaseNodeIdleClose(): void {
+    if (!this.#nodeIdleCloseHeld) return
+    this.#nodeIdleCloseHeld = false
+    delete (this.server as unknown as { closeIdleConnections?: unknown }).closeIdleConnections
+  }
+
+  #idleCloseDuringDrain = (): void => {
+    this.#scheduleSweep(now())
+  }
+
+  #scheduleSweep(at: number): void {
+    if (this.closed || at >= this.#nextSweepAt) return
+    if (this.#sweepTimer !== null) clearTimeout(this.#sweepTimer)
+    this.#nextSweepAt = at
+    this.#sweepTimer = setTimeout(this.#sweep, Math.max(0, Math.ceil(at - now())))
+    this.#sweepTimer.unref()
+  }
+
+  #clearSweep(): void {
+    if (this.#sweepTimer !== null) clearTimeout(this.#sweepTimer)
+    this.#sweepTimer = null
+    this.#nextSweepAt = Infinity
+  }
+
+  /** One walk over the tracked sockets: whatever is due is closed, the next due time is scheduled. O(N). */
+  #sweep = (): void => {
+    this.#sweepTimer = null
+    this.#nextSweepAt = Infinity
+    const o = this.host.options
+    const t = now()
+    let next = Infinity
+    const closing = this.listenerClosedAt !== 0
+    // some socket of ours is inside its idle grace or linger: Node's idle close would cut it
+    let idleNotYetQuiet = false
+    for (const socket of this.sockets) {
+      if (socket.destroyed) {
+        this.sockets.delete(socket)
+        continue
+      }
+      const state = socket[kSocketState] as SocketState
+      if (state.lingerUntil !== 0) {
+        if (t >= state.lingerUntil) socket.destroy()
+        else {
+          next = Math.min(next, state.lingerUntil)
+          idleNotYetQuiet = true
+        }
+        continue
+      }
+      if (!closing) continue
+      if (socket.parser === null) {
+        this.#notifyUpgraded(socket, state)
+        continue
+      }
+      if (state.pending > 0) continue
+      if (state.requests === 0 || socket.bytesRead !== state.bytesMark) {
+        // D5: no complete request yet (new, or mid-headers): a short bounded grace
+        const until = Math.max(this.listenerClosedAt, state.quietSince) + o.headerGrace
+        if (t >= until) this.closeGracefully(socket, state)
+        else next = Math.min(next, until)
+      } else {
+        // D1: idle keep-alive socket, closed once quiet for idleGrace
+        const until = state.quietSince + o.idleGrace
+        if (t >= until) {
+          this.host.count('idleClosed')
+          this.closeGracefully(socket, state)
+        } else {
+          idleNotYetQuiet = true
+          next = Math.min(next, until)
+        }
+      }
+      if (state.lingerUntil !== 0) next = Math.min(next, state.lingerUntil)
+    }
+    if (closing) {
+      for (const raw of this.handshakes.values()) {
+        const until = this.listenerClosedAt + o.headerGrace
+        if (t >= until) raw.destroy()
+        else next = Math.min(next, until)
+      }
+      for (const session of this.sessions) {
+        const state = session[kSessionState]
+        if (state?.phase === 1) {
+          if (t >= state.pingDeadline) this.#goawayFinal(session)
+          else next = Math.min(next, state.pingDeadline)
+        }
+      }
+      // sockets accepted before attach: Node's own idle close, once none of ours is inside its grace
+      if (this.untracked && (this.kind === 'http' || this.kind === 'https')) {
+        if (!idleNotYetQuiet && t >= this.listenerClosedAt + o.idleGrace) {
+          ;(http.Server.prototype.closeIdleConnections as () => void).call(this.server)
+        }
+        next = Math.min(next, t + Math.max(o.idleGrace, 25))
+      }
+    }
+    if (next !== Infinity) this.#scheduleSweep(next)
+  }
+
+  #notifyUpgraded(socket: H1Socket, state: SocketState): void {
+    if (state.upgradeNotified) return
+    state.upgradeNotified = true
+    const hook = this.host.options.closeUpgraded
+    if (hook === null || hook === undefined) return
+    try {
+      const result = hook(socket as Duplex) as { then?: unknown } | undefined
+      if (result && typeof result.then === 'function') {
+        ;(result as Promise<unknown>).then(undefined, (err: unknown) => this.host.callbackFailed('closeUpgraded', err))
+      }
+    } catch (err) {
+      this.host.callbackFailed('closeUpgraded', err)
+    }
+  }
+
+  /** D6 step one: every request still running has its signal aborted with the deadline reason. */
+  abortInFlight(reason: () => Error): void {
+    for (const res of this.inflight.keys()) abortRequestSignal(res.req, reason)
+    for (const stream of this.streams.keys()) abortRequestSignal(stream, reason)
+  }
+
+  /** D6 step two: destroy what is left, naming each forced request, socket and session. */
+  destroyAll(): void {
+    const t = now()
+    for (const [res, startedAt] of this.inflight) {
+      if (res.writableFinished) continue
+      const req = res.req
+      this.host.forced({ kind: 'request', method: req.method ?? '?', url: req.url ?? '?', ageMs: Math.round(t - startedAt), protocol: 'http/1.1' })
+    }
+    for (const [stream, info] of this.streams) {
+      if (stream.writableFinished) continue
+      this.host.forced({ kind: 'request', method: info.method, url: info.path, ageMs: Math.round(t - info.at), protocol: 'h2' })
+    }
+    for (const socket of this.sockets) {
+      if (socket.destroyed) continue
+      const state = socket[kSocketState] as SocketState
+      if (socket.parser === null) {
+        this.host.forced({ kind: 'socket', type: 'upgraded', remote: remoteOf(socket) })
+      } else if (state.pending > 0) {
+        this.host.forced({ kind: 'socket', type: 'http1', remote: remoteOf(socket) })
+      } else if (state.lingerUntil === 0 && (state.requests === 0 || socket.bytesRead !== state.bytesMark)) {
+        this.host.forced({ kind: 'socket', type: 'new', remote: remoteOf(socket) })
+      }
+      socket.destroy()
+    }
+    for (const raw of this.handshakes.values()) {
+      this.host.forced({ kind: 'socket', type: 'tls-handshake', remote: remoteOf(raw) })
+      raw.destroy()
+    }
+    this.handshakes.clear()
+    for (const session of this.sessions) {
+      const state = session[kSessionState]
+      if ((state?.streams ?? 0) > 0) this.host.forced({ kind: 'session', remote: remoteOf(session.socket ?? {}), streams: state?.streams ?? 0 })
+      session.destroy()
+    }
+    if (this.kind === 'http' || this.kind === 'https') {
+      // sockets accepted before attach, if any
+      ;(http.Server.prototype.closeAllConnections as () => void).call(this.server)
+    }
+  }
+
+  // ── numbers ──────────────────────────────────────────────────────────────
+
+  countConnections(): { connections: number; idle: number; upgraded: number } {
+    let idle = 0
+    let upgraded = 0
+    let open = 0
+    for (const socket of this.sockets) {
+      if (socket.destroyed) continue
+      open++
+      const state = socket[kSocketState] as SocketState
+      if (socket.parser === null) upgraded++
+      else if (state.pending === 0 && state.requests > 0 && state.lingerUntil === 0 && socket.bytesRead === state.bytesMark) idle++
+    }
+    return { connections: open + this.handshakes.size + this.sessions.size, idle, upgraded }
+  }
+}
+
+interface StreamInfo {
+  readonly at: number
+  readonly method: string
+  readonly path: string
+}
+
+/** Shared 'close' listener of every tracked socket: `this` is the socket. */
+function onSocketClose(this: H1Socket): void {
+  this[kSocketState]?.tracker.sockets.delete(this)
+}
+
+const clientClosed = (): Error => new ClientClosedError()
+
+/** Shared 'close' listener of every tracked HTTP/1 response: `this` is the response. */
+function onResponseClose(this: ServerResponse): void {
+  const socket = this.req.socket as H1Socket | null
+  const state = socket?.[kSocketState]
+  if (socket == null || state === undefined) return
+  state.tracker.responseClosed(this, socket, state)
+}

@@ -1,0 +1,126 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
+import type { Socket } from 'node:net'
+import { GracefulController } from './internal/controller.js'
+import { serverKind } from './internal/servers.js'
+import { requestSignal as nodeRequestSignal } from './internal/signal.js'
+import type { AnyServer, Controller, GracefulOptions, ShutdownReport, Stats } from './types.js'
+
+/**
+ * The seam between the core and a framework. An adapter is one object of this type (checked
+ * with `satisfies FrameworkBinding<…>`) plus the few lines that call the controller from the
+ * framework's request start (`admit`) and, for Fastify, its close (`frameworkClosing`).
+ *
+ * The other two events of a request's life, finish and client abort, are not the adapter's
+ * business: the core reads them from Node's own response on every framework alike (the response
+ * side is the only reliable witness of a client leaving, D10), so no adapter can get them wrong.
+ */
+export interface FrameworkBinding<Request> {
+  /** The framework's name, for logs. */
+  readonly name: string
+  /** Node's request and response behind the framework's request object. */
+  readonly raw: (request: Request) => { req: IncomingMessage | Http2ServerRequest; res: ServerResponse | Http2ServerResponse }
+  /** Who closes the listener when the drain starts: quiesce, or the framework's own close (Fastify). */
+  readonly listener: 'quiesce' | 'framework'
+  /** Option names the adapter accepts on top of the core's (`server`, …). */
+  readonly options?: readonly string[]
+}
+
+/** The controller every package returns, with the server-level additions. */
+export interface ServerController extends Controller {
+  /** Track one more server (before its first request, D17; a second listener). */
+  attach(server: AnyServer): this
+  /** The servers this controller drains. */
+  readonly servers: readonly AnyServer[]
+}
+
+/** What an adapter gets from the core. */
+export interface FrameworkController<Request> extends ServerController {
+  /**
+   * Request start. Attaches to the request's server if that is new (Express/Koa's `app.use(g)`
+   * with a plain `app.listen()`), then decides: `true` run the route, `false` quiesce answered it
+   * (503, or it arrived after the connection's close was announced), or a promise (`pause({ mode: 'hold' })`).
+   */
+  admit(request: Request): boolean | Promise<boolean>
+  /** The request's quiesce signal: aborts on client close (D10) and at the deadline (D6). */
+  requestSignal(request: Request): AbortSignal
+  /** The framework began closing (Fastify `preClose`): drain, the framework closes the listener. */
+  frameworkClosing(): Promise<ShutdownReport>
+  /** 503 with Retry-After (and `Connection: close` on HTTP/1), e.g. for a readiness route or a framework's own 503. */
+  reject503(request: Request): void
+}
+
+export function createFrameworkController<Request>(binding: FrameworkBinding<Request>, options?: GracefulOptions & Record<string, unknown>): FrameworkController<Request> {
+  const core = new GracefulController(options, {
+    gate: false,
+    listener: binding.listener,
+    extraOptions: binding.options ?? [],
+    name: binding.name,
+  })
+  const admit = (request: Request): boolean | Promise<boolean> => {
+    const { req, res } = binding.raw(request)
+    const server = serverOf(req)
+    if (server !== null) {
+      let tracker = core.trackerOf(server)
+      if (tracker === undefined && serverKind(server) !== null && core.state !== 'closed') {
+        core.attach(server)
+        tracker = core.trackerOf(server)
+      }
+      // the request that made us attach was dispatched before our listener existed
+      if (tracker !== undefined && req.httpVersionMajor !== 2) tracker.adoptRequest(req as IncomingMessage, res as ServerResponse)
+    }
+    return core.admit(req, res)
+  }
+  const controller: FrameworkController<Request> = {
+    get state() { return core.state },
+    get draining() { return core.draining },
+    get ready() { return core.ready },
+    get servers() { return core.servers },
+    stats: (): Stats => core.stats(),
+    shutdown: (o) => core.shutdown(o),
+    pause: (o) => core.pause(o),
+    resume: (o) => core.resume(o),
+    onShutdown: (hook, o) => core.onShutdown(hook, o),
+    beforeShutdown: (hook, o) => core.beforeShutdown(hook, o),
+    attach(server) {
+      core.attach(server)
+      return this
+    },
+    admit,
+    requestSignal: (request) => nodeRequestSignal(binding.raw(request).req),
+    frameworkClosing: () => core.frameworkClosing(),
+    reject503: (request) => core.reject503(binding.raw(request).res),
+  }
+  return controller
+}
+
+function serverOf(req: IncomingMessage | Http2ServerRequest): AnyServer | null {
+  if (req.httpVersionMajor === 2) {
+    const session = (req as Http2ServerRequest).stream?.session as { server?: AnyServer } | undefined
+    return session?.server ?? null
+  }
+  return ((req.socket as Socket & { server?: AnyServer }) ?? null)?.server ?? null
+}
+
+/** The controller's public members, the ones a middleware function carries. */
+const PUBLIC_MEMBERS = ['state', 'draining', 'ready', 'servers', 'stats', 'shutdown', 'pause', 'resume', 'onShutdown', 'beforeShutdown', 'attach'] as const
+
+/**
+ * Makes a framework's middleware function carry the controller (Express and Koa: "the
+ * middleware is also the controller"): the same getters and methods, delegated, plus `extra`.
+ * `attach()` returns the middleware.
+ */
+export function bindController<F extends object, E extends object>(target: F, controller: ServerController, extra: E): F & ServerController & E {
+  for (const key of PUBLIC_MEMBERS) {
+    if (key === 'attach') {
+      Object.defineProperty(target, key, { value: (server: AnyServer) => { controller.attach(server); return target }, enumerable: true })
+    } else if (typeof (controller as unknown as Record<string, unknown>)[key] === 'function') {
+      const fn = (controller as unknown as Record<string, (...args: unknown[]) => unknown>)[key] as (...args: unknown[]) => unknown
+      Object.defineProperty(target, key, { value: (...args: unknown[]) => fn.apply(controller, args), enumerable: true })
+    } else {
+      Object.defineProperty(target, key, { get: () => (controller as unknown as Record<string, unknown>)[key], enumerable: true })
+    }
+  }
+  for (const [key, value] of Object.entries(extra)) Object.defineProperty(target, key, { value, enumerable: true })
+  return target as F & ServerController & E
+}

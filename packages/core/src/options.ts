@@ -1,0 +1,173 @@
+import { QuiesceOptionError } from './errors.js'
+import type { GracefulOptions, HookOptions, Logger, PauseOptions, ResumeOptions, ShutdownOptions } from './types.js'
+
+/** The options after validation and defaults: one frozen object per controller. */
+export interface ResolvedOptions {
+  readonly timeout: number
+  readonly signals: readonly string[]
+  readonly readinessDelay: number
+  readonly idleGrace: number
+  readonly headerGrace: number
+  readonly linger: number
+  readonly abortGrace: number
+  readonly duringDrain: 'close' | 'reject'
+  readonly retryAfter: number
+  readonly logger: Logger | null
+  readonly fatalErrors: boolean
+  readonly fatalTimeout: number
+  readonly hooksTimeout: number
+  readonly budget: number | null
+  readonly exit: boolean
+  readonly closeUpgraded: GracefulOptions['closeUpgraded'] | null
+  readonly goawayTimeout: number
+}
+
+const KNOWN = new Set<string>([
+  'timeout', 'signals', 'readinessDelay', 'idleGrace', 'headerGrace', 'linger', 'abortGrace',
+  'duringDrain', 'retryAfter', 'logger', 'fatalErrors', 'fatalTimeout', 'hooksTimeout', 'budget',
+  'exit', 'closeUpgraded', 'goawayTimeout',
+])
+
+/** Signals Node cannot deliver to JavaScript, or that leave the process unsafe when caught (D14). */
+const UNCATCHABLE = new Set(['SIGKILL', 'SIGSTOP'])
+const UNSAFE = new Set(['SIGSEGV', 'SIGBUS', 'SIGILL', 'SIGFPE'])
+
+export function checkObject(name: string, value: unknown): Record<string, unknown> {
+  if (value === undefined) return {}
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new QuiesceOptionError(name, 'an object', value)
+  }
+  return value as Record<string, unknown>
+}
+
+function unknownKeys(where: string, given: Record<string, unknown>, known: ReadonlySet<string>): void {
+  for (const key of Object.keys(given)) {
+    if (!known.has(key)) {
+      throw new QuiesceOptionError(`${where}${key}`, `one of the known options (${[...known].join(', ')})`, given[key])
+    }
+  }
+}
+
+/** A finite number of ms, ≥ 0 (or ≥ min). `undefined` gives the default. */
+export function ms(name: string, value: unknown, fallback: number, min = 0): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
+    throw new QuiesceOptionError(name, `a finite number of milliseconds ≥ ${min}`, value)
+  }
+  return value
+}
+
+function bool(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') throw new QuiesceOptionError(name, 'true or false', value)
+  return value
+}
+
+function signals(value: unknown): readonly string[] {
+  if (value === undefined) return Object.freeze(['SIGINT', 'SIGTERM'])
+  if (value === false) return Object.freeze([])
+  if (!Array.isArray(value)) throw new QuiesceOptionError('signals', "an array of signal names or false", value)
+  for (const s of value) {
+    if (typeof s !== 'string' || !/^SIG[A-Z0-9]+$/.test(s)) {
+      throw new QuiesceOptionError('signals', 'signal names such as "SIGTERM"', s)
+    }
+    if (UNCATCHABLE.has(s)) throw new QuiesceOptionError('signals', `catchable signals (${s} cannot be caught)`, s)
+    if (UNSAFE.has(s)) throw new QuiesceOptionError('signals', `signals that are safe to handle (${s} leaves the process in an undefined state)`, s)
+  }
+  return Object.freeze([...new Set(value as string[])])
+}
+
+function logger(value: unknown): Logger | null {
+  if (value === false || value === null) return null
+  if (value === undefined) return console
+  if (typeof value !== 'object' && typeof value !== 'function') {
+    throw new QuiesceOptionError('logger', 'an object with info, warn and error methods, or false', value)
+  }
+  for (const m of ['info', 'warn', 'error'] as const) {
+    if (typeof (value as Record<string, unknown>)[m] !== 'function') {
+      throw new QuiesceOptionError(`logger.${m}`, 'a function', (value as Record<string, unknown>)[m])
+    }
+  }
+  return value as Logger
+}
+
+/** vitest, jest and node:test each mark their workers; D11's handler stays off there unless asked for. */
+export function inTestRunner(env: NodeJS.ProcessEnv = process.env): boolean {
+  return Boolean(env.VITEST || env.VITEST_WORKER_ID || env.JEST_WORKER_ID || env.NODE_TEST_CONTEXT)
+}
+
+export function resolveOptions(input: unknown, extraKnown: readonly string[] = []): ResolvedOptions {
+  const o = checkObject('options', input)
+  unknownKeys('', o, extraKnown.length ? new Set([...KNOWN, ...extraKnown]) : KNOWN)
+  const timeout = ms('timeout', o.timeout, 10_000)
+  const sigs = signals(o.signals)
+  const closeUpgraded = o.closeUpgraded
+  if (closeUpgraded !== undefined && typeof closeUpgraded !== 'function') {
+    throw new QuiesceOptionError('closeUpgraded', 'a function (socket) => void', closeUpgraded)
+  }
+  const duringDrain = o.duringDrain ?? 'close'
+  if (duringDrain !== 'close' && duringDrain !== 'reject') {
+    throw new QuiesceOptionError('duringDrain', '"close" or "reject"', duringDrain)
+  }
+  const budget = o.budget === undefined ? null : ms('budget', o.budget, 0, 1)
+  return Object.freeze({
+    timeout,
+    signals: sigs,
+    readinessDelay: ms('readinessDelay', o.readinessDelay, 0),
+    idleGrace: ms('idleGrace', o.idleGrace, 50),
+    headerGrace: ms('headerGrace', o.headerGrace, 500),
+    linger: ms('linger', o.linger, 500),
+    abortGrace: ms('abortGrace', o.abortGrace, 100),
+    duringDrain,
+    retryAfter: ms('retryAfter', o.retryAfter, 1),
+    logger: logger(o.logger),
+    fatalErrors: bool('fatalErrors', o.fatalErrors, sigs.length > 0 && !inTestRunner()),
+    fatalTimeout: ms('fatalTimeout', o.fatalTimeout, Math.min(timeout, 5000)),
+    hooksTimeout: ms('hooksTimeout', o.hooksTimeout, 5000),
+    budget,
+    exit: bool('exit', o.exit, true),
+    closeUpgraded: (closeUpgraded as ResolvedOptions['closeUpgraded']) ?? null,
+    goawayTimeout: ms('goawayTimeout', o.goawayTimeout, 1000),
+  })
+}
+
+export function resolveShutdownOptions(input: unknown): { timeout?: number } {
+  const o = checkObject('shutdown options', input)
+  unknownKeys('shutdown.', o, new Set(['timeout']))
+  return o.timeout === undefined ? {} : { timeout: ms('timeout', o.timeout, 0) }
+}
+
+export function resolvePauseOptions(input: unknown): Required<PauseOptions> {
+  const o = checkObject('pause options', input)
+  unknownKeys('pause.', o, new Set(['mode', 'maxWait']))
+  const mode = o.mode ?? 'refuse'
+  if (mode !== 'refuse' && mode !== 'reject' && mode !== 'hold') {
+    throw new QuiesceOptionError('mode', '"refuse", "reject" or "hold"', mode)
+  }
+  return { mode, maxWait: ms('maxWait', o.maxWait, 5000) }
+}
+
+export function resolveResumeOptions(input: unknown): Required<ResumeOptions> {
+  const o = checkObject('resume options', input)
+  unknownKeys('resume.', o, new Set(['retries']))
+  const retries = o.retries ?? 10
+  if (typeof retries !== 'number' || !Number.isInteger(retries) || retries < 0) {
+    throw new QuiesceOptionError('retries', 'a whole number ≥ 0', retries)
+  }
+  return { retries }
+}
+
+export function resolveHookOptions(hook: unknown, input: unknown, fallbackName: string): { name: string; timeout: number | null } {
+  if (typeof hook !== 'function') throw new QuiesceOptionError('hook', 'a function', hook)
+  const o = checkObject('hook options', input)
+  unknownKeys('hook.', o, new Set(['name', 'timeout']))
+  if (o.name !== undefined && (typeof o.name !== 'string' || o.name === '')) {
+    throw new QuiesceOptionError('name', 'a non-empty string', o.name)
+  }
+  return {
+    name: (o.name as string | undefined) ?? (hook.name || fallbackName),
+    timeout: o.timeout === undefined ? null : ms('timeout', o.timeout, 0),
+  }
+}
+
+export type { ShutdownOptions, HookOptions }

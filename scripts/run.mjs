@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+// The README's two commands, runnable on a machine with only Node ≥ 20 and npm:
+//   npm run demo   installs what it needs, builds, and runs examples/demo
+//   npm test       installs what it needs, typechecks, builds, runs every test project, checks the packages
+// pnpm is used through `npx pnpm@10` when it is not installed.
+import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const task = process.argv[2]
+const extra = process.argv.slice(3)
+
+function run(cmd, args, opts = {}) {
+  console.log(`\n$ ${[cmd, ...args].join(' ')}`)
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', shell: process.platform === 'win32', ...opts })
+  if (r.status !== 0) {
+    console.error(`\n✗ ${[cmd, ...args].join(' ')} failed (${r.status ?? r.signal})`)
+    process.exit(r.status ?? 1)
+  }
+}
+
+function pnpm() {
+  const probe = spawnSync('pnpm', ['--version'], { stdio: 'ignore', shell: process.platform === 'win32' })
+  return probe.status === 0 ? ['pnpm'] : ['npx', '--yes', 'pnpm@10']
+}
+
+const [pm, ...pmArgs] = pnpm()
+const p = (...args) => run(pm, [...pmArgs, ...args])
+
+function install() {
+  const lock = fs.existsSync(path.join(root, 'pnpm-lock.yaml'))
+  p('install', ...(process.env.CI && lock ? ['--frozen-lockfile'] : []))
+}
+
+function build() {
+  p('-r', '--filter', './packages/*', 'build')
+}
+
+switch (task) {
+  case 'demo':
+    install()
+    build()
+    run(process.execPath, ['examples/demo/demo.mjs', ...extra])
+    break
+  case 'test':
+    install()
+    build()
+    p('run', 'typecheck')
+    run(process.execPath, ['scripts/vitest.mjs', ...extra])
+    run(process.execPath, ['scripts/check-packages.mjs'])
+    break
+  default:
+    console.error('usage: node scripts/run.mjs demo|test')
+    process.exit(2)
+}

@@ -1,0 +1,483 @@
+import http from 'node:http'
+import net from 'node:net'
+import diagnostics from 'node:diagnostics_channel'
+import { once } from 'node:events'
+import { expect } from 'vitest'
+import type { ShutdownReport } from '@quiesce/core'
+import { RawClient } from '../helpers/raw.js'
+import type { App, Target } from './fixtures/app.js'
+
+/**
+ * The drain contract, written once (graphql-http's audits, http-terminator's createTests):
+ * every case carries its contract id in its title and runs against every target.
+ */
+export interface Case {
+  readonly id: `D${number}` | 'close'
+  readonly title: string
+  /** When a case cannot apply to a target, say why; it then runs an assertion of that instead. */
+  readonly run: (target: Target) => Promise<void>
+}
+
+const OK = (r: { status: number }) => expect(r.status).toBe(200)
+
+function listenerClosed(app: App): Promise<void> {
+  return new Promise((resolve) => {
+    const ch = diagnostics.channel('quiesce:listener:close')
+    const on = (message: unknown): void => {
+      const m = message as { server: unknown; controller: unknown }
+      if (m.server !== app.server) return
+      ch.unsubscribe(on)
+      resolve()
+    }
+    ch.subscribe(on)
+  })
+}
+
+function connectRefused(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1')
+    s.on('connect', () => { s.destroy(); resolve('connected') })
+    s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message))
+  })
+}
+
+function request(app: App, path: string, agent?: http.Agent, method = 'GET', body?: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: app.port, path, method, agent: agent ?? false }, (res) => {
+      let data = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => { data += d })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+export const cases: Case[] = [
+  {
+    id: 'D1',
+    title: 'an idle keep-alive socket is closed once quiet for idleGrace — not at the instant the drain starts — and the drain ends',
+    async run(target) {
+      await using app = await target.start({ idleGrace: 150 })
+      const c = await RawClient.connect(app.port)
+      c.get('/fast')
+      const res = await c.response()
+      OK(res)
+      expect(res.headers.connection).toBe('keep-alive')
+      const started = performance.now()
+      const report = await app.g.shutdown()
+      const fin = await c.ended()
+      // closed only after the grace counted from its last activity…
+      expect(fin - res.at).toBeGreaterThanOrEqual(145)
+      // …and soon after it, not at keepAliveTimeout (60 s)
+      expect(fin - started).toBeLessThan(1500)
+      expect(report.socketsClosedIdle).toBeGreaterThanOrEqual(1)
+      expect(report.ok).toBe(true)
+      expect(report.socketsForced).toBe(0)
+    },
+  },
+  {
+    id: 'D1',
+    title: 'a request sent on an idle socket within idleGrace after the drain started is served, with Connection: close',
+    async run(target) {
+      await using app = await target.start({ idleGrace: 400 })
+      const c = await RawClient.connect(app.port)
+      c.get('/fast?first')
+      OK(await c.response())
+      const done = app.g.shutdown()
+      c.get('/fast?second')
+      const second = await c.response(2)
+      OK(second)
+      expect(second.body).toBe('fast')
+      expect(second.headers.connection).toBe('close')
+      await c.ended()
+      const report = await done
+      expect(report.ok).toBe(true)
+      expect(app.log.ran).toContain('GET /fast?second')
+    },
+  },
+  {
+    id: 'D2',
+    title: 'an in-flight request runs to completion; its response carries Connection: close and the socket gets FIN right after',
+    async run(target) {
+      await using app = await target.start()
+      const c = await RawClient.connect(app.port)
+      c.get('/slow?ms=300')
+      await app.log.waitRan('GET /slow?ms=300')
+      const report = app.g.shutdown()
+      const res = await c.response()
+      OK(res)
+      expect(res.body).toBe('slow')
+      expect(res.headers.connection).toBe('close')
+      const fin = await c.ended()
+      expect(fin - res.at).toBeLessThan(100)
+      const r = await report
+      expect(r.ok).toBe(true)
+      expect(r.requestsCompleted).toBeGreaterThanOrEqual(1)
+      expect(r.requestsAborted).toBe(0)
+    },
+  },
+  {
+    id: 'D2',
+    title: 'pipelining: the Connection: close marker moves to the last dispatched request, and every dispatched request is answered',
+    async run(target) {
+      await using app = await target.start()
+      const c = await RawClient.connect(app.port)
+      c.get('/slow?ms=200')
+      await app.log.waitRan('GET /slow?ms=200')
+      const report = app.g.shutdown()
+      c.write('GET /slow?ms=1&p=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /slow?ms=1&p=2 HTTP/1.1\r\nHost: x\r\n\r\n')
+      const third = await c.response(3)
+      const [first, second] = c.responses
+      expect([first?.body, second?.body, third.body]).toEqual(['slow', 'slow', 'slow'])
+      expect(first?.headers.connection).not.toBe('close')
+      expect(second?.headers.connection).not.toBe('close')
+      expect(third.headers.connection).toBe('close')
+      await c.ended()
+      expect((await report).ok).toBe(true)
+      expect(app.log.ran).toEqual(expect.arrayContaining(['GET /slow?ms=1&p=1', 'GET /slow?ms=1&p=2']))
+    },
+  },
+  {
+    id: 'D2',
+    title: 'pipelining with handlers that answer synchronously: every dispatched request is answered before the socket closes, the last with Connection: close',
+    async run(target) {
+      await using app = await target.start()
+      const c = await RawClient.connect(app.port)
+      c.get('/fast?warm')
+      await c.response()
+      const report = app.g.shutdown()
+      c.write('GET /fast?p=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /fast?p=2 HTTP/1.1\r\nHost: x\r\n\r\nGET /fast?p=3 HTTP/1.1\r\nHost: x\r\n\r\n')
+      const last = await c.response(4)
+      expect(c.responses.map((r) => r.body)).toEqual(['fast', 'fast', 'fast', 'fast'])
+      expect(last.headers.connection).toBe('close')
+      await c.ended()
+      expect(c.responses.length).toBe(4)
+      expect(app.log.ran).toEqual(expect.arrayContaining(['GET /fast?p=1', 'GET /fast?p=2', 'GET /fast?p=3']))
+      expect((await report).ok).toBe(true)
+    },
+  },
+  {
+    id: 'D2',
+    title: 'a request sent after the FIN that follows the last response is never handled; the socket closes within the linger',
+    async run(target) {
+      await using app = await target.start({ linger: 300 })
+      const c = await RawClient.connect(app.port, { allowHalfOpen: true })
+      c.get('/slow?ms=100')
+      await app.log.waitRan('GET /slow?ms=100')
+      const report = app.g.shutdown()
+      const r = await c.response()
+      expect(r.headers.connection).toBe('close')
+      await c.ended()
+      // a client that ignores both the header and the FIN (and, half-open, never closes its side)
+      c.get('/fast?after-fin')
+      const rep = await report
+      // the server's side closed within the linger, so the drain ended
+      expect(performance.now() - r.at).toBeLessThan(1000)
+      expect(rep.ok).toBe(true)
+      expect(app.log.ran).not.toContain('GET /fast?after-fin')
+      expect(c.responses.length).toBe(1)
+      c.destroy()
+    },
+  },
+  {
+    id: 'D2',
+    title: 'a streaming response that carries Connection: close arrives whole, and a request pipelined behind it is answered before the socket closes',
+    async run(target) {
+      await using app = await target.start()
+      const c = await RawClient.connect(app.port)
+      c.get('/fast?warm')
+      await c.response()
+      void app.g.shutdown()
+      // headers go out at once (with the close marker); the body takes 200 ms
+      c.get('/stream?n=3&every=70')
+      await app.log.waitRan('GET /stream?n=3&every=70')
+      c.get('/fast?late')
+      const late = await c.response(3)
+      const stream = c.responses[1]
+      expect(stream?.body).toBe('chunk 0\nchunk 1\nchunk 2\n')
+      expect(late.body).toBe('fast')
+      expect(late.headers.connection).toBe('close')
+      await c.ended()
+    },
+  },
+  {
+    id: 'D3',
+    title: 'a request arriving on an existing connection during the drain is served with Connection: close',
+    async run(target) {
+      await using app = await target.start({ idleGrace: 2000 })
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+      OK(await request(app, '/fast?warm', agent))
+      const holder = await RawClient.connect(app.port)
+      holder.get('/slow?ms=300')
+      await app.log.waitRan('GET /slow?ms=300')
+      const report = app.g.shutdown()
+      const during = await request(app, '/fast?during', agent)
+      OK(during)
+      expect(during.headers.connection).toBe('close')
+      await holder.response()
+      expect((await report).ok).toBe(true)
+      agent.destroy()
+    },
+  },
+  {
+    id: 'D3',
+    title: "with duringDrain: 'reject', a request during the drain is answered 503 with Retry-After and Connection: close, and its handler does not run",
+    async run(target) {
+      await using app = await target.start({ duringDrain: 'reject', idleGrace: 2000, retryAfter: 7 })
+      const c = await RawClient.connect(app.port)
+      c.get('/fast?warm')
+      await c.response()
+      const holder = await RawClient.connect(app.port)
+      holder.get('/slow?ms=300')
+      await app.log.waitRan('GET /slow?ms=300')
+      const report = app.g.shutdown()
+      c.get('/fast?during')
+      const r = await c.response(2)
+      expect(r.status).toBe(503)
+      expect(r.headers['retry-after']).toBe('7')
+      expect(r.headers.connection).toBe('close')
+      await c.ended()
+      expect(app.log.ran).not.toContain('GET /fast?during')
+      const rep = await report
+      expect(rep.requestsRejected).toBe(1)
+    },
+  },
+  {
+    id: 'D4',
+    title: 'readinessDelay: during the announce phase new connections are served with Connection: close and readiness says 503; then the listener closes',
+    async run(target) {
+      await using app = await target.start({ readinessDelay: 400 })
+      expect(app.g.ready).toBe(true)
+      const ready = await request(app, '/ready')
+      expect(ready.status).toBe(200)
+      const closed = listenerClosed(app)
+      const report = app.g.shutdown()
+      expect(app.g.state).toBe('draining')
+      expect(app.g.draining.aborted).toBe(true)
+      expect(app.g.ready).toBe(false)
+      const notReady = await request(app, '/ready')
+      expect(notReady.status).toBe(503)
+      // the listener is still open: a brand-new connection is served, and told to close
+      const fresh = await request(app, '/fast?announce')
+      OK(fresh)
+      expect(fresh.headers.connection).toBe('close')
+      await closed
+      expect(await connectRefused(app.port)).toBe('ECONNREFUSED')
+      const r = await report
+      expect(r.ok).toBe(true)
+      expect(r.drainMs).toBeGreaterThanOrEqual(390)
+    },
+  },
+  {
+    id: 'D5',
+    title: 'a socket with half-sent headers is closed after headerGrace and never holds the drain',
+    async run(target) {
+      await using app = await target.start({ headerGrace: 200 })
+      const c = await RawClient.connect(app.port)
+      c.write('GET /fast HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow')
+      const t0 = performance.now()
+      const report = await app.g.shutdown()
+      const closed = await c.closed()
+      expect(closed - t0).toBeGreaterThanOrEqual(190)
+      expect(closed - t0).toBeLessThan(1200)
+      expect(report.timedOut).toBe(false)
+      expect(app.log.ran).toEqual([])
+    },
+  },
+  {
+    id: 'D5',
+    title: 'headers that complete within headerGrace are served, with Connection: close',
+    async run(target) {
+      await using app = await target.start({ headerGrace: 1000 })
+      const c = await RawClient.connect(app.port)
+      c.write('GET /fast?late-headers HTTP/1.1\r\nHost: 127.0.0.1\r\n')
+      const report = app.g.shutdown()
+      await listenerClosed(app).catch(() => {})
+      c.write('\r\n')
+      const r = await c.response()
+      OK(r)
+      expect(r.headers.connection).toBe('close')
+      await c.ended()
+      expect((await report).ok).toBe(true)
+    },
+  },
+  {
+    id: 'D5',
+    title: 'a connected socket that never sends a byte is closed after headerGrace',
+    async run(target) {
+      await using app = await target.start({ headerGrace: 150 })
+      const c = await RawClient.connect(app.port)
+      const t0 = performance.now()
+      const report = await app.g.shutdown()
+      const closed = await c.closed()
+      expect(closed - t0).toBeLessThan(1000)
+      expect(report.timedOut).toBe(false)
+    },
+  },
+  {
+    id: 'D6',
+    title: 'at the deadline a running request has its signal aborted with the "shutdown deadline" reason first, then gets to answer',
+    async run(target) {
+      await using app = await target.start({ abortGrace: 300 })
+      const c = await RawClient.connect(app.port)
+      c.get('/never')
+      await app.log.waitRan('GET /never')
+      const report = app.g.shutdown({ timeout: 300 })
+      expect(await app.log.waitAbort('/never')).toBe('ERR_QUIESCE_SHUTDOWN_DEADLINE')
+      const r = await c.response()
+      expect(r.body).toBe('aborted')
+      const rep = await report
+      expect(rep.timedOut).toBe(true)
+      expect(rep.ok).toBe(false)
+    },
+  },
+  {
+    id: 'D6',
+    title: 'a handler that ignores the abort is destroyed after abortGrace, and the report names it (method, URL, age)',
+    async run(target) {
+      await using app = await target.start({ abortGrace: 50 })
+      const c = await RawClient.connect(app.port)
+      c.get('/never?react=0')
+      await app.log.waitRan('GET /never?react=0')
+      const t0 = performance.now()
+      const report: ShutdownReport = await app.g.shutdown({ timeout: 300 })
+      await c.closed()
+      expect(performance.now() - t0).toBeLessThan(1500)
+      expect(app.log.aborts).toEqual([{ url: '/never?react=0', code: 'ERR_QUIESCE_SHUTDOWN_DEADLINE' }])
+      expect(report.timedOut).toBe(true)
+      const forced = report.forced.find((f) => f.kind === 'request')
+      expect(forced).toMatchObject({ kind: 'request', method: 'GET', url: '/never?react=0', protocol: 'http/1.1' })
+      expect((forced as { ageMs: number }).ageMs).toBeGreaterThanOrEqual(250)
+      expect(report.socketsForced).toBe(1)
+    },
+  },
+  {
+    id: 'D7',
+    title: "shutdown resolves once the server emitted 'close', within milliseconds of the last response, never waiting on keepAliveTimeout",
+    async run(target) {
+      await using app = await target.start()
+      const agent = new http.Agent({ keepAlive: true })
+      OK(await request(app, '/fast', agent))
+      let closeAt = 0
+      app.server.once('close', () => { closeAt = performance.now() })
+      const slow = request(app, '/slow?ms=200', agent)
+      await app.log.waitRan('GET /slow?ms=200')
+      const report = app.g.shutdown()
+      const res = await slow
+      const lastByte = performance.now()
+      OK(res)
+      const r = await report
+      expect(closeAt).toBeGreaterThan(0)
+      expect(closeAt - lastByte).toBeLessThan(100)
+      expect(r.drainMs).toBeLessThan(1000)
+      expect(app.server.listening).toBe(false)
+      agent.destroy()
+    },
+  },
+  {
+    id: 'D7',
+    title: 'shutdown() is idempotent: every call returns the same promise',
+    async run(target) {
+      await using app = await target.start()
+      const a = app.g.shutdown()
+      const b = app.g.shutdown()
+      expect(a).toBe(b)
+      const r = await a
+      expect(await app.g.shutdown()).toBe(r)
+      expect(app.g.state).toBe('closed')
+    },
+  },
+  {
+    id: 'D10',
+    title: 'a client that disconnects mid-request aborts the request signal with the "client closed" reason',
+    async run(target) {
+      await using app = await target.start()
+      const c = await RawClient.connect(app.port)
+      c.get('/never')
+      await app.log.waitRan('GET /never')
+      c.destroy()
+      expect(await app.log.waitAbort('/never')).toBe('ERR_QUIESCE_CLIENT_CLOSED')
+    },
+  },
+  {
+    id: 'D10',
+    title: '1,000 requests on one keep-alive socket leave the socket\'s listener count unchanged (D15)',
+    async run(target) {
+      await using app = await target.start()
+      const accepted = once(app.server, 'connection')
+      const c = await RawClient.connect(app.port)
+      const [s] = (await accepted) as [net.Socket]
+      c.get('/fast?0')
+      await c.response(1)
+      const count = (): number => s.eventNames().reduce((n, e) => n + s.listenerCount(e), 0)
+      const before = count()
+      for (let i = 1; i <= 1000; i++) {
+        c.get(`/fast?${i}`)
+        await c.response(i + 1)
+      }
+      expect(count()).toBe(before)
+      c.destroy()
+    },
+  },
+  {
+    id: 'D11',
+    title: 'a handler that throws or rejects answers 500, and a concurrent request is untouched',
+    async run(target) {
+      await using app = await target.start()
+      const slow = request(app, '/slow?ms=150')
+      const [thrown, rejected] = await Promise.all([request(app, '/throw'), request(app, '/reject')])
+      expect(thrown.status).toBe(500)
+      expect(rejected.status).toBe(500)
+      const s = await slow
+      OK(s)
+      expect(s.body).toBe('slow')
+      expect(app.g.state).toBe('running')
+    },
+  },
+  {
+    id: 'D10',
+    title: 'requestSignal() for a request that finished normally never aborts',
+    async run(target) {
+      await using app = await target.start()
+      OK(await request(app, '/fast'))
+      expect(app.log.aborts).toEqual([])
+    },
+  },
+  {
+    id: 'close',
+    title: "the framework's own close path drains an in-flight request with the same contract",
+    async run(target) {
+      await using app = await target.start()
+      const c = await RawClient.connect(app.port)
+      c.get('/slow?ms=250')
+      await app.log.waitRan('GET /slow?ms=250')
+      const closing = app.frameworkClose()
+      const r = await c.response()
+      OK(r)
+      expect(r.headers.connection).toBe('close')
+      await c.ended()
+      await closing
+      expect(app.g.state).toBe('closed')
+      expect(app.server.listening).toBe(false)
+    },
+  },
+  {
+    id: 'D2',
+    title: 'a streaming response whose headers went out before the drain still ends its socket right after (idle grace, then FIN)',
+    async run(target) {
+      await using app = await target.start({ idleGrace: 100 })
+      const c = await RawClient.connect(app.port)
+      c.get('/stream?n=4&every=60')
+      await app.log.waitRan('GET /stream?n=4&every=60')
+      const report = app.g.shutdown()
+      const r = await c.response()
+      expect(r.body).toBe('chunk 0\nchunk 1\nchunk 2\nchunk 3\n')
+      const fin = await c.ended()
+      expect(fin - r.at).toBeLessThan(600)
+      expect((await report).ok).toBe(true)
+    },
+  },
+]

@@ -1,0 +1,16 @@
+import type { TestProjectInlineConfiguration } from 'vitest/config'
+
+/**
+ * The test projects. vitest ≥ 4 ignores a bare workspace file, so `vitest.config.ts` imports
+ * this list as `test.projects`; `scripts/check-vitest.mjs` fails CI if any project ran no test.
+ */
+const shared = { testTimeout: 20_000, hookTimeout: 20_000, pool: 'forks' as const }
+
+export default [
+  { test: { ...shared, name: 'core', include: ['packages/core/test/**/*.test.ts'] } },
+  { test: { ...shared, name: 'express', include: ['packages/express/test/**/*.test.ts'] } },
+  { test: { ...shared, name: 'koa', include: ['packages/koa/test/**/*.test.ts'] } },
+  { test: { ...shared, name: 'fastify', include: ['packages/fastify/test/**/*.test.ts'] } },
+  { test: { ...shared, name: 'conformance', include: ['test/conformance/**/*.test.ts'] } },
+  { test: { ...shared, name: 'process', include: ['test/process/**/*.test.ts'] } },
+] satisfies TestProjectInlineConfiguration[]
