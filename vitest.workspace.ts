@@ -13,4 +13,6 @@ export default [
   { test: { ...shared, name: 'fastify', include: ['packages/fastify/test/**/*.test.ts'] } },
   { test: { ...shared, name: 'conformance', include: ['test/conformance/**/*.test.ts'] } },
   { test: { ...shared, name: 'process', include: ['test/process/**/*.test.ts'] } },
+  { test: { ...shared, name: 'integration', include: ['test/integration/**/*.test.ts'], testTimeout: 120_000 } },
+  { test: { ...shared, name: 'proxies', include: ['test/proxies/**/*.test.ts'], testTimeout: 180_000 } },
 ] satisfies TestProjectInlineConfiguration[]

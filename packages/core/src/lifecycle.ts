@@ -44,8 +44,11 @@ export interface FrameworkController<Request> extends ServerController {
   admit(request: Request): boolean | Promise<boolean>
   /** The request's quiesce signal: aborts on client close (D10) and at the deadline (D6). */
   requestSignal(request: Request): AbortSignal
-  /** The framework began closing (Fastify `preClose`): drain, the framework closes the listener. */
-  frameworkClosing(): Promise<ShutdownReport>
+  /**
+   * The framework began closing (Fastify `preClose`): the drain starts, and this resolves when the
+   * framework may close its listener (after the announce phase, D4). The report: `shutdown()`.
+   */
+  frameworkClosing(): Promise<void>
   /** 503 with Retry-After (and `Connection: close` on HTTP/1), e.g. for a readiness route or a framework's own 503. */
   reject503(request: Request): void
 }

@@ -94,6 +94,8 @@ export class GracefulController implements Controller {
   #forceStarted = false
   #forceNow: (() => void) | null = null
   #listenerClosing = false
+  /** Resolves when the listener closes: after the announce phase and the before-shutdown hooks (D4). */
+  #listenerRelease: { promise: Promise<void>; resolve: () => void } = deferred()
   /** Effective limits after fitting the supervisor's budget (D19). */
   readonly limits: { readonly timeout: number; readonly hooksTimeout: number; readonly budget: number | null }
 
@@ -431,6 +433,7 @@ export class GracefulController implements Controller {
     if (this.#listenerClosing) return
     this.#listenerClosing = true
     for (const t of this.#trackers.values()) this.#closeListenerOf(t)
+    this.#listenerRelease.resolve()
   }
 
   #closeListenerOf(t: Tracker): void {
@@ -440,9 +443,14 @@ export class GracefulController implements Controller {
     publish(channels.listenerClose, () => ({ controller: this, server: t.server }))
   }
 
-  /** The framework started closing (Fastify `preClose`): drain, and let the framework close the listener. */
-  frameworkClosing(): Promise<ShutdownReport> {
-    return this.start({ reason: 'framework' })
+  /**
+   * The framework started closing (Fastify `preClose`): the drain starts (unless it did already)
+   * and this resolves when the framework may close its listener, i.e. once the announce phase is
+   * over (D4). The report comes from `shutdown()` / `start()`, which return the same promise.
+   */
+  frameworkClosing(): Promise<void> {
+    void this.start({ reason: 'framework' })
+    return this.#listenerRelease.promise
   }
 }
 
@@ -454,6 +462,12 @@ function addHook(list: HookEntry[], hook: ShutdownHook, options: HookOptions | u
     const i = list.indexOf(entry)
     if (i !== -1) list.splice(i, 1)
   }
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve: () => void = () => {}
+  const promise = new Promise<void>((r) => { resolve = r })
+  return { promise, resolve }
 }
 
 function delay(ms: number): Promise<void> {

@@ -1,0 +1,5 @@
+/**
+ * @quiesce/core/testing — start and stop servers instantly in tests (placeholder).
+ * @module
+ */
+export {}
