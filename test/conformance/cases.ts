@@ -33,6 +33,19 @@ function listenerClosed(app: App): Promise<void> {
   })
 }
 
+/** Node's own diagnostics channel: fires when the server has parsed a request, before any listener. */
+function requestStarted(url: string): Promise<void> {
+  return new Promise((resolve) => {
+    const ch = diagnostics.channel('http.server.request.start')
+    const on = (message: unknown): void => {
+      if ((message as { request: http.IncomingMessage }).request.url !== url) return
+      ch.unsubscribe(on)
+      resolve()
+    }
+    ch.subscribe(on)
+  })
+}
+
 function connectRefused(port: number): Promise<string> {
   return new Promise((resolve) => {
     const s = net.connect(port, '127.0.0.1')
@@ -478,6 +491,133 @@ export const cases: Case[] = [
       const fin = await c.ended()
       expect(fin - r.at).toBeLessThan(600)
       expect((await report).ok).toBe(true)
+    },
+  },
+  {
+    id: 'D13',
+    title: "pause({ mode: 'refuse' }): a new connection is refused while an open keep-alive connection keeps working; resume() listens on the same port again",
+    async run(target) {
+      await using app = await target.start()
+      const c = await RawClient.connect(app.port)
+      c.get('/fast?before')
+      OK(await c.response())
+      await app.g.pause({ mode: 'refuse' })
+      expect(app.g.state).toBe('paused')
+      expect(app.g.ready).toBe(true)
+      expect(await connectRefused(app.port)).toBe('ECONNREFUSED')
+      c.get('/fast?during-pause')
+      const during = await c.response(2)
+      OK(during)
+      expect(during.headers.connection).toBe('keep-alive')
+      await app.g.resume()
+      expect(app.g.state).toBe('running')
+      OK(await request(app, '/fast?after'))
+      c.destroy()
+    },
+  },
+  {
+    id: 'D13',
+    title: "pause({ mode: 'reject' }): new requests get 503 with Retry-After and Connection: close, and their handler does not run",
+    async run(target) {
+      await using app = await target.start({ retryAfter: 3 })
+      await app.g.pause({ mode: 'reject' })
+      const c = await RawClient.connect(app.port)
+      c.get('/fast?paused')
+      const r = await c.response()
+      expect(r.status).toBe(503)
+      expect(r.headers['retry-after']).toBe('3')
+      expect(r.headers.connection).toBe('close')
+      await c.ended()
+      expect(app.log.ran).not.toContain('GET /fast?paused')
+      await app.g.resume()
+      OK(await request(app, '/fast?resumed'))
+    },
+  },
+  {
+    id: 'D13',
+    title: "pause({ mode: 'hold' }): a request made during the pause is answered after resume(); one that waits past maxWait gets 503",
+    async run(target) {
+      await using app = await target.start()
+      await app.g.pause({ mode: 'hold', maxWait: 5000 })
+      const held = request(app, '/fast?held')
+      const order: string[] = []
+      void held.then(() => order.push('answered'))
+      // the request is parked before its handler: wait until the server has parsed it
+      await requestStarted('/fast?held')
+      expect(app.log.ran).not.toContain('GET /fast?held')
+      order.push('resume')
+      await app.g.resume()
+      const r = await held
+      OK(r)
+      expect(order).toEqual(['resume', 'answered'])
+      expect(app.log.ran).toContain('GET /fast?held')
+
+      await app.g.pause({ mode: 'hold', maxWait: 200 })
+      const t0 = performance.now()
+      const late = await request(app, '/fast?too-long')
+      expect(late.status).toBe(503)
+      expect(late.headers['retry-after']).toBeDefined()
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(190)
+      expect(app.log.ran).not.toContain('GET /fast?too-long')
+      await app.g.resume()
+    },
+  },
+  {
+    id: 'D13',
+    title: '100 pause/resume cycles add no listeners, and shutdown() works from the paused state',
+    async run(target) {
+      await using app = await target.start()
+      const count = (e: NodeJS.EventEmitter): number => e.eventNames().reduce((n, name) => n + e.listenerCount(name), 0)
+      const serverBefore = count(app.server)
+      const processBefore = count(process)
+      for (let i = 0; i < 100; i++) {
+        await app.g.pause({ mode: i % 2 === 0 ? 'refuse' : 'reject' })
+        await app.g.resume()
+      }
+      expect(count(app.server)).toBe(serverBefore)
+      expect(count(process)).toBe(processBefore)
+      OK(await request(app, '/fast'))
+      await app.g.pause()
+      const report = await app.g.shutdown()
+      expect(report.ok).toBe(true)
+      expect(app.g.state).toBe('closed')
+      await expect(app.g.resume()).rejects.toMatchObject({ code: 'ERR_QUIESCE_CLOSED' })
+    },
+  },
+  {
+    id: 'D14',
+    title: 'bad input throws a TypeError naming the option and what was expected',
+    async run(target) {
+      const bad: Array<[Record<string, unknown>, RegExp]> = [
+        [{ timeout: -1 }, /`timeout` must be a finite number of milliseconds ≥ 0; received -1/],
+        [{ timeout: Number.NaN }, /`timeout` .* received NaN/],
+        [{ timeout: '10s' }, /`timeout` .* received "10s"/],
+        [{ idleGrace: Infinity }, /`idleGrace`/],
+        [{ readinessDelay: -5 }, /`readinessDelay`/],
+        [{ signals: ['SIGKILL'] }, /`signals` must be catchable signals \(SIGKILL cannot be caught\)/],
+        [{ signals: ['SIGSTOP'] }, /`signals`.*SIGSTOP/],
+        [{ signals: ['SIGSEGV'] }, /`signals`.*SIGSEGV/],
+        [{ signals: 'SIGTERM' }, /`signals` must be an array of signal names or false/],
+        [{ duringDrain: 'drop' }, /`duringDrain`/],
+        [{ logger: { info() {} } }, /`logger.warn` must be a function/],
+        [{ timout: 1000 }, /`timout` must be one of the known options/],
+      ]
+      for (const [options, message] of bad) {
+        let error: unknown
+        try {
+          await target.start(options)
+        } catch (err) {
+          error = err
+        }
+        expect(error, JSON.stringify(options)).toBeInstanceOf(TypeError)
+        expect((error as Error).message).toMatch(message)
+        expect((error as { code?: string }).code).toBe('ERR_QUIESCE_INVALID_OPTION')
+      }
+      await using app = await target.start()
+      expect(() => app.g.onShutdown(42 as unknown as () => void)).toThrow(/`hook` must be a function; received 42/)
+      expect(() => app.g.onShutdown(() => {}, { timeout: -1 })).toThrow(TypeError)
+      expect(() => app.g.pause({ mode: 'sleep' as 'hold' })).toThrow(/`mode` must be "refuse", "reject" or "hold"/)
+      expect(() => app.g.shutdown({ timeout: -3 })).toThrow(/`timeout`/)
     },
   },
 ]
