@@ -26,6 +26,7 @@ function pnpm() {
   return probe.status === 0 ? ['pnpm'] : ['npx', '--yes', 'pnpm@10']
 }
 
+const DEFAULT_PROJECTS = ['core', 'express', 'koa', 'fastify', 'conformance', 'process']
 const [pm, ...pmArgs] = pnpm()
 const p = (...args) => run(pm, [...pmArgs, ...args])
 
@@ -48,7 +49,8 @@ switch (task) {
     install()
     build()
     p('run', 'typecheck')
-    run(process.execPath, ['scripts/vitest.mjs', ...extra])
+    // the everyday projects; integration (cluster, PM2) and proxies (HAProxy, nginx) have their own scripts
+    run(process.execPath, ['scripts/vitest.mjs', ...(extra.length ? extra : DEFAULT_PROJECTS.flatMap((name) => ['--project', name]))])
     run(process.execPath, ['scripts/check-packages.mjs'])
     break
   default:

@@ -1,0 +1,44 @@
+import http from 'node:http'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+import { Child } from '../helpers/child.js'
+
+const examples = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples')
+
+function get(port: number, urlPath: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path: urlPath, agent: false }, (res) => {
+      let body = ''
+      res.setEncoding('utf8').on('data', (d: string) => { body += d })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+    }).on('error', reject)
+  })
+}
+
+describe('examples keep working (README examples cannot rot)', () => {
+  it('the demo drains and exits 0', async () => {
+    await using child = new Child(path.join(examples, 'demo', 'demo.mjs'))
+    const exit = await child.exited
+    expect(exit.code).toBe(0)
+    expect(exit.stdout).toContain('listener closed')
+    expect(exit.stdout).toMatch(/slow request finished: 200, Connection: close/)
+    expect(exit.stdout).toMatch(/quiesce: shutdown \(manual\) drained/)
+  })
+
+  for (const name of ['node', 'express', 'koa']) {
+    it(`examples/${name}: SIGTERM during a long-poll answers it and exits 0`, async () => {
+      await using child = new Child(path.join(examples, name, 'server.mjs'), { PORT: '0' })
+      const port = Number((await child.says('listening on')).split(' ').at(-1))
+      const poll = get(port, '/poll')
+      // the poll is in flight once the server has it: the example answers hello on / meanwhile
+      expect((await get(port, '/')).status).toBe(200)
+      child.kill('SIGTERM')
+      const r = await poll
+      expect([200, 503]).toContain(r.status)
+      const exit = await child.exited
+      expect(exit.code).toBe(0)
+      expect(exit.stdout).toMatch(/quiesce: shutdown \(signal SIGTERM\) drained/)
+    })
+  }
+})
