@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream'
 import { ClientClosedError } from '../errors.js'
 import type { ResolvedOptions } from '../options.js'
 import type { AnyServer, ForcedItem } from '../types.js'
-import { closeListener, remoteOf, serverKind, type ServerKind } from './servers.js'
+import { closeListener, closeListenerOnly, remoteOf, serverKind, type ServerKind } from './servers.js'
 import { abortRequestSignal } from './signal.js'
 
 /** Per-socket bookkeeping lives on the socket under these keys: no WeakMap lookups on the request path. */
@@ -150,9 +150,12 @@ export class Tracker {
     } else {
       s.prependListener('request', this.#track)
     }
+    // Sockets accepted before now are unknown to us (D17). Node counts them only asynchronously,
+    // so assume some exist until the count says otherwise.
     if (server.listening) {
+      this.untracked = true
       s.getConnections((err, count) => {
-        if (!err && count > 0) this.untracked = true
+        if (!err && count === 0) this.untracked = false
       })
     }
   }
@@ -417,12 +420,19 @@ export class Tracker {
   /**
    * The listener closes (D4: at drain start, or after the announce phase). Idle sockets close once
    * quiet for `idleGrace` (D1), new and mid-header ones get `headerGrace` (D5), upgraded ones are
-   * told to leave (D12). With `external`, the framework closes the listener itself (Fastify).
+   * told to leave (D12). With `external`, the framework closes the server itself (Fastify): only
+   * the listening handle is closed here, none of the framework's own close steps.
    */
   closeListener(external = false): void {
     if (this.listenerClosedAt !== 0) return
     this.listenerClosedAt = now()
-    if (!external && this.server.listening) closeListener(this.server, this.kind)
+    if (this.server.listening) {
+      // A framework that closes its server itself (Fastify's close(), a few ticks later) still
+      // finds it closing; the listening handle closes now, so that new connections are refused
+      // from this moment on, on every listener alike (D4, D16).
+      if (external) closeListenerOnly(this.server)
+      else closeListener(this.server, this.kind)
+    }
     for (const session of this.sessions) this.#goawayFinal(session)
     this.#sweep()
   }
