@@ -1,13 +1,3 @@
-import { defineConfig } from 'tsup'
+import { packageBuild } from '../../tsup.base.js'
 
-export default defineConfig({
-  entry: ['src/index.ts', 'src/cluster.ts', 'src/testing.ts'],
-  format: ['esm', 'cjs'],
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  target: 'node20',
-  // the subpath entries (cluster, testing) share the core's modules through chunks, in both formats,
-  // so `instanceof` and module state are one, not a copy per entry
-  splitting: true,
-})
+export default packageBuild(['src/index.ts', 'src/cluster.ts', 'src/testing.ts'])
