@@ -82,8 +82,9 @@ export const cases: Case[] = [
       const started = performance.now()
       const report = await app.g.shutdown()
       const fin = await c.ended()
-      // closed only after the grace counted from its last activity…
-      expect(fin - res.at).toBeGreaterThanOrEqual(145)
+      // closed only after the grace counted from its last activity (measured here, at the client,
+      // the response arrives a little after the server finished it: a margin)…
+      expect(fin - res.at).toBeGreaterThanOrEqual(130)
       // …and soon after it, not at keepAliveTimeout (60 s)
       expect(fin - started).toBeLessThan(1500)
       expect(report.socketsClosedIdle).toBeGreaterThanOrEqual(1)

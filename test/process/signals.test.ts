@@ -112,6 +112,25 @@ describe('signals and exit codes', () => {
     expect(exit.stdout.match(/shutdown \(signal SIGTERM\) drained/g)?.length).toBe(2)
   })
 
+  it('D9 Fastify and Express in one process: one SIGTERM drains both, each in-flight request completes, exit 0', async () => {
+    await using child = new Child('frameworks.mjs')
+    const { ports } = await child.ready<{ ports: number[] }>()
+    const [f, e] = await Promise.all(ports.map((p) => RawClient.connect(p)))
+    f?.get('/slow')
+    await child.says('started fastify /slow')
+    e?.get('/slow')
+    await child.says('started express /slow')
+    child.kill('SIGTERM')
+    const [rf, re] = await Promise.all([f?.response(), e?.response()])
+    expect(rf?.body).toBe('fastify slow')
+    expect(re?.body).toBe('express slow')
+    expect(rf?.headers.connection).toBe('close')
+    expect(re?.headers.connection).toBe('close')
+    const exit = await child.exited
+    expect(exit.code).toBe(0)
+    expect(exit.stdout.match(/shutdown \((signal SIGTERM|framework)\) drained/g)?.length).toBe(2)
+  })
+
   it('D18 a drain longer than a second logs progress about once a second, and the report is one line that reaches the pipe', async () => {
     await using child = new Child('server.mjs')
     const { port } = await child.ready()
