@@ -1,3 +1,4 @@
+import cluster from 'node:cluster'
 import { isMainThread } from 'node:worker_threads'
 import type { Logger, ShutdownReport } from '../types.js'
 import type { GracefulController } from './controller.js'
@@ -14,13 +15,24 @@ const kCoordinator = Symbol.for('quiesce.coordinator.v1')
 /** ms kept back from the supervisor's budget for flushing logs and exiting (D9, D19). */
 export const EXIT_RESERVE = 100
 
+/**
+ * What `@quiesce/core/cluster`'s primary sends a worker over IPC: drain it as a signal would (the
+ * worker exits when done), or force that drain now (a second signal, D9).
+ */
+export type ClusterCommand = { readonly quiesce: 'drain' } | { readonly quiesce: 'force' }
+
+function isClusterCommand(message: unknown): message is ClusterCommand {
+  const command = (message as { quiesce?: unknown } | null)?.quiesce
+  return typeof message === 'object' && (command === 'drain' || command === 'force')
+}
+
 type Trigger = { kind: 'signal'; signal: string } | { kind: 'fatal'; error: unknown; origin: string }
 
 export class Coordinator {
   readonly controllers = new Set<GracefulController>()
   #signalHandlers = new Map<string, () => void>()
   #fatalInstalled = false
-  #pm2Installed = false
+  #messagesInstalled = false
   #stopping: Trigger | null = null
   #exitTimer: NodeJS.Timeout | null = null
 
@@ -65,21 +77,32 @@ export class Coordinator {
       process.removeListener('uncaughtException', this.#onUncaught)
       process.removeListener('unhandledRejection', this.#onUnhandled)
     }
-    // PM2 (D19): its `shutdown` message counts as a signal
-    const pm2 = process.env.pm_id !== undefined && typeof process.send === 'function' && wanted.size > 0
-    if (pm2 && !this.#pm2Installed) {
-      this.#pm2Installed = true
+    // PM2 (D19): its `shutdown` message counts as a signal; so does a node:cluster primary's drain message
+    const ipc = typeof process.send === 'function' && wanted.size > 0
+    const pm2 = ipc && process.env.pm_id !== undefined
+    const clusterWorker = ipc && cluster.isWorker
+    if ((pm2 || clusterWorker) && !this.#messagesInstalled) {
+      this.#messagesInstalled = true
       process.on('message', this.#onMessage)
-      // a 'message' listener refs the IPC channel; the server, not quiesce, should keep the process alive
-      ;(process as { channel?: { unref?: () => void } }).channel?.unref?.()
-    } else if (!pm2 && this.#pm2Installed) {
-      this.#pm2Installed = false
+      // a 'message' listener refs the IPC channel; the server, not quiesce, should keep the process alive.
+      // Not in a cluster worker (PM2's cluster mode included): its listen() waits for the primary's answer
+      // on this channel with nothing else holding the event loop, so an unref'd channel let new instances
+      // exit 0 before listening (seen under `pm2 reload`: the reload then waited for listen_timeout)
+      if (pm2 && !clusterWorker) (process as { channel?: { unref?: () => void } }).channel?.unref?.()
+    } else if (!pm2 && !clusterWorker && this.#messagesInstalled) {
+      this.#messagesInstalled = false
       process.removeListener('message', this.#onMessage)
     }
   }
 
   #onMessage = (message: unknown): void => {
-    if (message === 'shutdown') this.#onSignal('shutdown')
+    if (message === 'shutdown' && process.env.pm_id !== undefined) this.#onSignal('shutdown')
+    else if (isClusterCommand(message)) {
+      // `drain` is idempotent: Ctrl+C in a terminal signals the primary and its workers alike, so a
+      // worker may be draining already when its primary's message arrives; `force` is a second signal
+      if (this.#stopping === null) this.#onSignal('shutdown')
+      if (message.quiesce === 'force') this.#onSignal('shutdown')
+    }
   }
 
   #onSignal(signal: string): void {
