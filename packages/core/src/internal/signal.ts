@@ -56,11 +56,22 @@ export function abortRequestSignal(carrier: object, reason: () => Error): void {
   if (controller !== undefined && !controller.signal.aborted) controller.abort(reason())
 }
 
+/** `http2.constants.NGHTTP2_NO_ERROR`: the RST code of a stream that ended normally. */
+const NGHTTP2_NO_ERROR = 0
+
+/**
+ * An HTTP/2 stream that closed before its response went out whole: its client reset it, or its
+ * session died. `writableFinished` alone cannot tell: Node sets it on a reset stream too.
+ */
+export function streamCutShort(stream: ServerHttp2Stream): boolean {
+  return !stream.writableFinished || stream.aborted || (stream.rstCode !== undefined && stream.rstCode !== NGHTTP2_NO_ERROR)
+}
+
 const kTracked = Symbol.for('quiesce.socket')
 const kTrackedSession = Symbol.for('quiesce.session')
 
 function isGone(carrier: object): boolean {
-  if (isStream(carrier)) return carrier.destroyed && !carrier.writableFinished
+  if (isStream(carrier)) return carrier.destroyed && streamCutShort(carrier)
   const socket = (carrier as IncomingMessage).socket as Socket | null
   return socket === null || socket.destroyed
 }
@@ -79,7 +90,7 @@ function isTracked(carrier: object): boolean {
 function watchUntracked(carrier: object, controller: AbortController): void {
   if (isStream(carrier)) {
     carrier.once('close', () => {
-      if (!carrier.writableFinished && !controller.signal.aborted) controller.abort(new ClientClosedError())
+      if (streamCutShort(carrier) && !controller.signal.aborted) controller.abort(new ClientClosedError())
     })
     return
   }

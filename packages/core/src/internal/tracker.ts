@@ -8,7 +8,7 @@ import { ClientClosedError } from '../errors.js'
 import type { ResolvedOptions } from '../options.js'
 import type { AnyServer, ForcedItem } from '../types.js'
 import { closeListener, closeListenerOnly, remoteOf, serverKind, type ServerKind } from './servers.js'
-import { abortRequestSignal } from './signal.js'
+import { abortRequestSignal, streamCutShort } from './signal.js'
 
 /** Per-socket bookkeeping lives on the socket under these keys: no WeakMap lookups on the request path. */
 export const kSocketState = Symbol.for('quiesce.socket')
@@ -26,12 +26,18 @@ const GOAWAY_ALL = 2 ** 31 - 1
  * was answered. `shouldKeepAlive = false` would make Node destroy the socket right after. Same on
  * Node 20, 22, 24 and 26; the conformance suite pins the bytes on each.
  */
-type Markable = { maxRequestsOnConnectionReached?: boolean; headersSent: boolean }
+type Markable = { maxRequestsOnConnectionReached?: boolean; headersSent: boolean; [kOwnMarker]?: boolean }
+/**
+ * Node sets the same field itself on the last response `maxRequestsPerSocket` allows, and then
+ * keeps the socket open to answer further requests 503: that socket is not quiesce's to close.
+ */
+const kOwnMarker = Symbol.for('quiesce.close-marker')
 export function setCloseMarker(res: object, on: boolean): void {
   ;(res as Markable).maxRequestsOnConnectionReached = on
+  ;(res as Markable)[kOwnMarker] = on
 }
 export function hasCloseMarker(res: object): boolean {
-  return (res as Markable).maxRequestsOnConnectionReached === true
+  return (res as Markable)[kOwnMarker] === true && (res as Markable).maxRequestsOnConnectionReached === true
 }
 
 interface SocketState {
@@ -57,6 +63,9 @@ interface SessionState {
   streams: number
   /** 0 = serving, 1 = first GOAWAY (max id) + PING sent, 2 = final GOAWAY sent. */
   phase: 0 | 1 | 2
+  readonly openedAt: number
+  /** When its last stream closed (or it opened): an idle session's grace counts from here (D1). */
+  quietSince: number
   pingDeadline: number
   acked: boolean
 }
@@ -119,6 +128,8 @@ export class Tracker {
   #closedWaiters: Array<() => void> = []
   #nodeIdleCloseHeld = false
   #detached = false
+  /** When this tracker's drain started (0: not draining). */
+  #drainStartedAt = 0
 
   constructor(server: AnyServer, host: TrackerHost, options: TrackerOptions) {
     this.server = server
@@ -140,14 +151,19 @@ export class Tracker {
       s.on('session', this.#onSession)
       s.on('stream', this.#onStream)
     }
-    if (this.#gate) {
+    if ((this.kind === 'h2' || this.kind === 'h2c') && s.listenerCount('request') === 0) {
+      // HTTP/2 through the stream API: a 'request' listener would switch on Node's compatibility
+      // layer (a second handler for every stream), so none is added; streams are tracked through
+      // 'stream', and pause()/duringDrain: 'reject' cannot stop them (the README says so)
+      this.#gate = false
+    } else if (this.#gate) {
       for (const handler of s.listeners('request') as RequestListener[]) {
         s.removeListener('request', handler)
         this.#handlers.push(handler)
       }
       s.on('request', this.#dispatch)
       s.on('newListener', this.#onNewListener)
-    } else {
+    } else if (this.kind === 'http' || this.kind === 'https' || s.listenerCount('request') > 0) {
       s.prependListener('request', this.#track)
     }
     // Sockets accepted before now are unknown to us (D17). Node counts them only asynchronously,
@@ -352,23 +368,38 @@ export class Tracker {
   // ── HTTP/2 ───────────────────────────────────────────────────────────────
 
   #onSession = (session: TrackedSession): void => {
-    session[kSessionState] = { streams: 0, phase: 0, pingDeadline: 0, acked: false }
+    const t = now()
+    session[kSessionState] = { streams: 0, phase: 0, openedAt: t, quietSince: t, pingDeadline: 0, acked: false }
     this.sessions.add(session)
     session.once('close', () => {
       this.sessions.delete(session)
     })
-    if (this.host.isDraining) this.#goawayFirst(session)
+    // A session opened during the drain belongs to a client that knows nothing yet and sends its
+    // first requests right behind its preface. A GOAWAY written before they arrive would make
+    // nghttp2 ignore them all (measured: 10 of 10 first requests refused during the announce
+    // phase), so its first GOAWAY waits for its first stream (#onStream), or, once the listener
+    // has closed, for D5's headerGrace (#sweep).
+    if (this.host.isDraining && this.listenerClosedAt !== 0) this.#scheduleSweep(t + this.host.options.headerGrace)
   }
 
   #onStream = (stream: ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void => {
     const session = stream.session as TrackedSession | undefined
     const state = session?.[kSessionState]
-    if (state !== undefined) state.streams++
+    if (state !== undefined) {
+      state.streams++
+      // a session opened during the drain: its first requests arrived, now it is told (see #onSession)
+      if (state.phase === 0 && this.host.isDraining) this.#goawayFirst(session as TrackedSession)
+    }
     this.streams.set(stream, { at: now(), method: String(headers[':method'] ?? '?'), path: String(headers[':path'] ?? '?') })
     stream.once('close', () => {
       this.streams.delete(stream)
-      if (state !== undefined) state.streams--
-      if (!stream.writableFinished) {
+      if (state !== undefined) {
+        state.streams--
+        state.quietSince = now()
+        // no stream left: nghttp2 stops reading after a GOAWAY, so no PING ACK can arrive any more
+        if (state.streams === 0 && state.phase === 1) this.#scheduleSweep(now())
+      }
+      if (streamCutShort(stream)) {
         abortRequestSignal(stream, clientClosed)
         if (this.host.isDraining) this.host.count('aborted')
       } else if (this.host.isDraining) {
@@ -377,7 +408,13 @@ export class Tracker {
     })
   }
 
-  /** RFC 9113 §6.8 step one: GOAWAY with the highest stream id, then a PING to time the round trip (D12). */
+  /**
+   * RFC 9113 §6.8 step one: GOAWAY with the highest stream id, then a PING to time the round trip (D12).
+   * Streams already received (the rest of the batch being read when the drain started included)
+   * are served. Node offers no "shutdown notice": once any GOAWAY is written, nghttp2 ignores new
+   * streams whatever the id, so a stream that crosses this frame on the wire is not processed;
+   * the final GOAWAY then tells its client so (REFUSED_STREAM, safe to retry, RFC 9113 §8.7).
+   */
   #goawayFirst(session: TrackedSession): void {
     const state = session[kSessionState]
     if (state === undefined || state.phase !== 0 || session.closed || session.destroyed) return
@@ -393,14 +430,21 @@ export class Tracker {
     } catch {
       state.acked = true
     }
-    this.#scheduleSweep(state.pingDeadline)
+    // With no stream open, nghttp2 reads nothing more once a GOAWAY is out (it "wants" no read),
+    // so the ACK would never be seen: the final GOAWAY goes right after the batch being read now.
+    this.#scheduleSweep(state.streams === 0 ? now() : state.pingDeadline)
   }
 
-  /** Step two, once the PING came back (or the wait ran out) and the listener closed: GOAWAY with the last stream processed. */
+  /**
+   * Step two, once the PING came back (or the wait ran out): GOAWAY with the last stream processed,
+   * then the session closes when its open streams have finished. It does not wait for the listener
+   * to close (D4's announce phase): nghttp2 takes no new stream after step one anyway, and a
+   * client whose stream crossed step one learns only from this frame that it may retry.
+   */
   #goawayFinal(session: TrackedSession): void {
     const state = session[kSessionState]
-    if (state === undefined || state.phase !== 1 || this.listenerClosedAt === 0) return
-    if (!state.acked && now() < state.pingDeadline) return
+    if (state === undefined || state.phase !== 1) return
+    if (!state.acked && state.streams > 0 && now() < state.pingDeadline) return
     state.phase = 2
     if (!session.closed && !session.destroyed) session.close()
   }
@@ -414,7 +458,14 @@ export class Tracker {
       const res = state?.lastRes
       if (res != null && !res.headersSent) setCloseMarker(res, true)
     }
-    for (const session of this.sessions) this.#goawayFirst(session)
+    this.#drainStartedAt = now()
+    for (const session of this.sessions) {
+      // An idle session is told once quiet for idleGrace, like an idle keep-alive socket (D1): a
+      // stream its client is sending right now would cross the GOAWAY and never be processed.
+      const state = session[kSessionState]
+      if (state !== undefined && state.streams === 0) this.#scheduleSweep(this.#drainStartedAt + this.host.options.idleGrace)
+      else this.#goawayFirst(session)
+    }
   }
 
   /**
@@ -433,8 +484,7 @@ export class Tracker {
       if (external) closeListenerOnly(this.server)
       else closeListener(this.server, this.kind)
     }
-    for (const session of this.sessions) this.#goawayFinal(session)
-    this.#sweep()
+    this.#scheduleSweep(now())
   }
 
   /**
@@ -462,8 +512,18 @@ export class Tracker {
     if (this.closed || at >= this.#nextSweepAt) return
     if (this.#sweepTimer !== null) clearTimeout(this.#sweepTimer)
     this.#nextSweepAt = at
-    this.#sweepTimer = setTimeout(this.#sweep, Math.max(0, Math.ceil(at - now())))
+    this.#sweepTimer = setTimeout(this.#sweepAfterPoll, Math.max(0, Math.ceil(at - now())))
     this.#sweepTimer.unref()
+  }
+
+  /**
+   * Timers run before the poll phase reads the sockets. After a stalled event loop (GC, a busy
+   * handler, a loaded machine) a next request that arrived during the stall is still unread in
+   * the kernel, and its socket would look idle and be closed under it (D1: "no byte of a next
+   * request has arrived"). So the sweep runs in the check phase, after a poll has read it.
+   */
+  #sweepAfterPoll = (): void => {
+    setImmediate(this.#sweep)
   }
 
   #clearSweep(): void {
@@ -508,8 +568,10 @@ export class Tracker {
         if (t >= until) this.closeGracefully(socket, state)
         else next = Math.min(next, until)
       } else {
-        // D1: idle keep-alive socket, closed once quiet for idleGrace
-        const until = state.quietSince + o.idleGrace
+        // D1: idle keep-alive socket, closed once quiet for idleGrace — quiet as observed while
+        // draining: after a stall (GC, a busy loop, a loaded machine) every socket looks long
+        // quiet, just as its client wakes up and reuses it
+        const until = Math.max(this.listenerClosedAt, state.quietSince) + o.idleGrace
         if (t >= until) {
           this.host.count('idleClosed')
           this.closeGracefully(socket, state)
@@ -520,18 +582,31 @@ export class Tracker {
       }
       if (state.lingerUntil !== 0) next = Math.min(next, state.lingerUntil)
     }
+    // HTTP/2 (D12): the final GOAWAY when the PING wait ran out, also during the announce phase;
+    // a session opened after the listener closed gets its first GOAWAY after headerGrace (D5)
+    for (const session of this.sessions) {
+      const state = session[kSessionState]
+      if (state === undefined) continue
+      if (state.phase === 1) {
+        if (state.acked || state.streams === 0 || t >= state.pingDeadline) this.#goawayFinal(session)
+        else next = Math.min(next, state.pingDeadline)
+      } else if (state.phase === 0 && this.host.isDraining && state.openedAt < this.#drainStartedAt) {
+        // idle when the drain started (see startDrain); a stream meanwhile was served and told (#onStream).
+        // Quiet as observed while draining, as for HTTP/1 sockets below.
+        const until = Math.max(this.#drainStartedAt, state.quietSince) + o.idleGrace
+        if (t >= until) this.#goawayFirst(session)
+        else next = Math.min(next, until)
+      } else if (state.phase === 0 && closing && this.host.isDraining) {
+        const until = Math.max(this.listenerClosedAt, state.openedAt) + o.headerGrace
+        if (t >= until) this.#goawayFirst(session)
+        else next = Math.min(next, until)
+      }
+    }
     if (closing) {
       for (const raw of this.handshakes.values()) {
         const until = this.listenerClosedAt + o.headerGrace
         if (t >= until) raw.destroy()
         else next = Math.min(next, until)
-      }
-      for (const session of this.sessions) {
-        const state = session[kSessionState]
-        if (state?.phase === 1) {
-          if (t >= state.pingDeadline) this.#goawayFinal(session)
-          else next = Math.min(next, state.pingDeadline)
-        }
       }
       // sockets accepted before attach: Node's own idle close, once none of ours is inside its grace
       if (this.untracked && (this.kind === 'http' || this.kind === 'https')) {
@@ -618,6 +693,8 @@ export class Tracker {
       if (socket.parser === null) upgraded++
       else if (state.pending === 0 && state.requests > 0 && state.lingerUntil === 0 && socket.bytesRead === state.bytesMark) idle++
     }
+    // a destroyed session emits 'close' a tick after the server's own 'close': not open any more
+    for (const session of this.sessions) if (session.destroyed) this.sessions.delete(session)
     return { connections: open + this.handshakes.size + this.sessions.size, idle, upgraded }
   }
 }
