@@ -26,7 +26,7 @@ describe('examples keep working (README examples cannot rot)', () => {
     expect(exit.stdout).toMatch(/quiesce: shutdown \(manual\) drained/)
   })
 
-  for (const name of ['node', 'express', 'koa']) {
+  for (const name of ['node', 'express', 'koa', 'fastify']) {
     it(`examples/${name}: SIGTERM during a long-poll answers it and exits 0`, async () => {
       await using child = new Child(path.join(examples, name, 'server.mjs'), { PORT: '0' })
       const port = Number((await child.says('listening on')).split(' ').at(-1))

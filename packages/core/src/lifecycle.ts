@@ -20,7 +20,11 @@ export interface FrameworkBinding<Request> {
   readonly name: string
   /** Node's request and response behind the framework's request object. */
   readonly raw: (request: Request) => { req: IncomingMessage | Http2ServerRequest; res: ServerResponse | Http2ServerResponse }
-  /** Who closes the listener when the drain starts: quiesce, or the framework's own close (Fastify). */
+  /**
+   * Who closes the server: quiesce, or the framework's own close (Fastify). With `'framework'`,
+   * quiesce closes only the listening handle when the announce phase ends (new connections are
+   * refused from that moment, on every listener), and none of Node's immediate idle closing.
+   */
   readonly listener: 'quiesce' | 'framework'
   /** Option names the adapter accepts on top of the core's (`server`, …). */
   readonly options?: readonly string[]
@@ -49,6 +53,11 @@ export interface FrameworkController<Request> extends ServerController {
    * framework may close its listener (after the announce phase, D4). The report: `shutdown()`.
    */
   frameworkClosing(): Promise<void>
+  /**
+   * The framework is about to destroy every connection itself (Fastify's `forceCloseConnections:
+   * true`): what still runs is destroyed now and named in the report as forced.
+   */
+  frameworkForcing(): void
   /** 503 with Retry-After (and `Connection: close` on HTTP/1), e.g. for a readiness route or a framework's own 503. */
   reject503(request: Request): void
 }
@@ -92,6 +101,7 @@ export function createFrameworkController<Request>(binding: FrameworkBinding<Req
     admit,
     requestSignal: (request) => nodeRequestSignal(binding.raw(request).req),
     frameworkClosing: () => core.frameworkClosing(),
+    frameworkForcing: () => core.frameworkForcing(),
     reject503: (request) => core.reject503(binding.raw(request).res),
   }
   return controller

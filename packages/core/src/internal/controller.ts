@@ -452,6 +452,19 @@ export class GracefulController implements Controller {
     void this.start({ reason: 'framework' })
     return this.#listenerRelease.promise
   }
+
+  /**
+   * The framework is about to destroy every connection itself (Fastify's `forceCloseConnections:
+   * true`, right after `preClose`). What still runs is cut here instead, a moment earlier, so that
+   * each request is named in the report as forced (D6) rather than vanishing as a client abort;
+   * its signal aborts with the deadline reason, the drain's deadline having come early.
+   */
+  frameworkForcing(): void {
+    if (!this.isDraining || this.#forceStarted) return
+    const elapsed = Math.round(now() - this.#startedAt)
+    for (const t of this.#trackers.values()) t.abortInFlight(() => new ShutdownDeadlineError(elapsed))
+    for (const t of this.#trackers.values()) t.destroyAll()
+  }
 }
 
 function addHook(list: HookEntry[], hook: ShutdownHook, options: HookOptions | undefined): () => void {
