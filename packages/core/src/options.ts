@@ -79,7 +79,7 @@ function signals(value: unknown): readonly string[] {
 
 function logger(value: unknown): Logger | null {
   if (value === false || value === null) return null
-  if (value === undefined) return console
+  if (value === undefined) return guarded(console)
   if (typeof value !== 'object' && typeof value !== 'function') {
     throw new QuiesceOptionError('logger', 'an object with info, warn and error methods, or false', value)
   }
@@ -88,7 +88,31 @@ function logger(value: unknown): Logger | null {
       throw new QuiesceOptionError(`logger.${m}`, 'a function', (value as Record<string, unknown>)[m])
     }
   }
-  return value as Logger
+  return guarded(value as Logger)
+}
+
+const guardedLoggers = new WeakMap<Logger, Logger>()
+
+/**
+ * The user's logger, each call guarded: a logger that throws (a stream already ended when the
+ * drain logs) must never break a request or the drain. One wrapper per logger, so that the
+ * coordinator still sees one logger when several controllers share it.
+ */
+function guarded(target: Logger): Logger {
+  let wrapper = guardedLoggers.get(target)
+  if (wrapper === undefined) {
+    const call = (method: 'info' | 'warn' | 'error', message: string): void => {
+      try { target[method](message) } catch { /* the drain goes on without this line */ }
+    }
+    wrapper = {
+      info: (m) => call('info', m),
+      warn: (m) => call('warn', m),
+      error: (m) => call('error', m),
+      flush: typeof target.flush === 'function' ? (callback) => target.flush?.(callback) : undefined,
+    }
+    guardedLoggers.set(target, wrapper)
+  }
+  return wrapper
 }
 
 /** vitest, jest and node:test each mark their workers; D11's handler stays off there unless asked for. */

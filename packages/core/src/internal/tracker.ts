@@ -127,6 +127,7 @@ export class Tracker {
   #nextSweepAt = Infinity
   #closedWaiters: Array<() => void> = []
   #nodeIdleCloseHeld = false
+  #ownIdleClose: PropertyDescriptor | undefined
   #detached = false
   /** When this tracker's drain started (0: not draining). */
   #drainStartedAt = 0
@@ -495,13 +496,17 @@ export class Tracker {
   holdNodeIdleClose(): void {
     if (this.#nodeIdleCloseHeld || this.kind === 'h2c') return
     this.#nodeIdleCloseHeld = true
+    // a user's own wrapper (an own property) is put back afterwards, not deleted
+    this.#ownIdleClose = Object.getOwnPropertyDescriptor(this.server, 'closeIdleConnections')
     ;(this.server as unknown as { closeIdleConnections: () => void }).closeIdleConnections = this.#idleCloseDuringDrain
   }
 
   releaseNodeIdleClose(): void {
     if (!this.#nodeIdleCloseHeld) return
     this.#nodeIdleCloseHeld = false
-    delete (this.server as unknown as { closeIdleConnections?: unknown }).closeIdleConnections
+    if (this.#ownIdleClose !== undefined) Object.defineProperty(this.server, 'closeIdleConnections', this.#ownIdleClose)
+    else delete (this.server as unknown as { closeIdleConnections?: unknown }).closeIdleConnections
+    this.#ownIdleClose = undefined
   }
 
   #idleCloseDuringDrain = (): void => {
