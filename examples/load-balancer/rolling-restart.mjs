@@ -48,7 +48,7 @@ export const proxies = {
   },
   nginx: {
     binary: 'nginx',
-    appEnv: { IDLE_GRACE_MS: '3000' },
+    appEnv: { IDLE_GRACE_MS: '4000' },
     async start(dir, ports, run) {
       const template = fs.readFileSync(path.join(examples, 'nginx', 'nginx.conf.template'), 'utf8')
       fs.writeFileSync(path.join(dir, 'nginx.conf'), substitute(template, { PROXY_PORT: ports.proxy, APP_A: ports.a, APP_B: ports.b }))

@@ -113,6 +113,28 @@ export const cases: Case[] = [
     },
   },
   {
+    id: 'D1',
+    title: 'a busy client (it reused its socket 100 ms after an answer) is not taken for idle after idleGrace: its next request 120 ms into the drain is served',
+    async run(target) {
+      await using app = await target.start({ idleGrace: 50 })
+      const c = await RawClient.connect(app.port)
+      c.get('/fast?1')
+      await c.response(1)
+      // the client's think time: part of the scenario, not a synchronisation
+      await new Promise((r) => setTimeout(r, 100))
+      c.get('/fast?2')
+      await c.response(2)
+      const report = app.g.shutdown()
+      await new Promise((r) => setTimeout(r, 120))
+      c.get('/fast?3')
+      const third = await c.response(3)
+      OK(third)
+      expect(third.headers.connection).toBe('close')
+      await c.ended()
+      expect((await report).ok).toBe(true)
+    },
+  },
+  {
     id: 'D2',
     title: 'an in-flight request runs to completion; its response carries Connection: close and the socket gets FIN right after',
     async run(target) {

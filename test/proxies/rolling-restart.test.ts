@@ -10,7 +10,7 @@ import { describe as summary, findBinary, rollingRestart, type ProxyName } from 
  *
  * HAProxy (health check `inter 500 fall 2` on /ready) relies on D4: `readinessDelay` 1500 ms
  * keeps the listener open until HAProxy has marked the instance DOWN. nginx (pooled upstream
- * keep-alive, no active checks) relies on D1: `idleGrace` 3000 ms, above nginx's upstream
+ * keep-alive, no active checks) relies on D1: `idleGrace` 4000 ms, above nginx's upstream
  * `keepalive_timeout` of 2 s, so nginx — not the app — closes idle pooled connections.
  *
  * CI installs both proxies (`apt-get install -y haproxy nginx-light`); there a missing proxy
@@ -22,7 +22,7 @@ const packages: Record<ProxyName, string> = { haproxy: 'haproxy', nginx: 'nginx-
 
 const cases: Array<{ proxy: ProxyName; id: string; how: string }> = [
   { proxy: 'haproxy', id: 'D4', how: 'HAProxy health checks /ready (inter 500 fall 2), readinessDelay 1500 ms' },
-  { proxy: 'nginx', id: 'D1', how: 'nginx pools upstream connections (keepalive_timeout 2 s), idleGrace 3000 ms' },
+  { proxy: 'nginx', id: 'D1', how: 'nginx pools upstream connections (keepalive_timeout 2 s), idleGrace 4000 ms' },
 ]
 
 for (const { proxy, id, how } of cases) {

@@ -18,6 +18,18 @@ const kRefused = Symbol.for('quiesce.refused')
 
 const now = (): number => performance.now()
 const GOAWAY_ALL = 2 ** 31 - 1
+/** A reuse within this many ms marks a busy client (D1). */
+const REUSE_WINDOW = 1000
+
+/**
+ * D1's quiet time for one socket: `idleGrace`, or, for a busy client (one that reused this socket
+ * within a second of its previous answer), three times the gap it took then — at most a second.
+ * Behind a loaded proxy or on a loaded machine a busy client can take longer than `idleGrace` to
+ * send its next request; it must not be taken for idle at that moment.
+ */
+function idleGraceOf(state: { reuseGap: number }, idleGrace: number): number {
+  return Math.max(idleGrace, Math.min(3 * state.reuseGap, REUSE_WINDOW))
+}
 
 /**
  * The close marker. Node's own switch for `maxRequestsPerSocket` (public field since 16.10):
@@ -53,6 +65,10 @@ interface SocketState {
   quietSince: number
   /** `socket.bytesRead` when the last response ended: more means a next request has begun (D1). */
   bytesMark: number
+  /** When the last response on this socket closed. */
+  respondedAt: number
+  /** How long the client took to send its latest request after the previous answer, when under a second (a busy client); else 0. */
+  reuseGap: number
   /** Set once our FIN is sent: the end of the bounded linger (D2). 0 = not closing. */
   lingerUntil: number
   /** `closeUpgraded` was called for this socket. */
@@ -235,6 +251,8 @@ export class Tracker {
       lastRes: null,
       quietSince: t,
       bytesMark: 0,
+      respondedAt: t,
+      reuseGap: 0,
       lingerUntil: 0,
       upgradeNotified: false,
     }
@@ -279,12 +297,16 @@ export class Tracker {
       ;(h1res as MaybeRefused)[kRefused] = true
       return
     }
+    const t = now()
+    // a client that reuses its socket within a second is a busy one: remember how fast it is, so
+    // that a lagging one (a loaded proxy, a loaded machine) is not taken for idle (D1)
+    if (state.requests > 0 && state.pending === 0) {
+      const gap = t - state.respondedAt
+      state.reuseGap = gap < REUSE_WINDOW ? gap : 0
+    }
     state.pending++
     state.requests++
     state.lastRes = h1res
-    // one clock read per request: the start, for the report's age; quietSince counts only
-    // during a drain (it is maxed with the listener's close), where responseClosed refreshes it
-    const t = now()
     state.quietSince = t
     this.inflight.set(h1res, t)
     h1res.on('close', onResponseClose)
@@ -306,8 +328,9 @@ export class Tracker {
     state.pending--
     if (state.lastRes === res) state.lastRes = null
     const draining = this.host.isDraining
-    // outside a drain the exact moment is never used (idle quiet is counted from the listener's close)
-    if (draining) state.quietSince = now()
+    const t = now()
+    state.respondedAt = t
+    state.quietSince = t
     state.bytesMark = socket.bytesRead
     if (!res.writableFinished) {
       abortRequestSignal(res.req, clientClosed)
@@ -318,7 +341,7 @@ export class Tracker {
     if (state.pending === 0 && !socket.destroyed) {
       // our marker said `Connection: close` (drain, 503): close now, gracefully (D2)
       if (hasCloseMarker(res)) this.closeGracefully(socket, state)
-      else if (this.listenerClosedAt !== 0) this.#scheduleSweep(state.quietSince + this.host.options.idleGrace)
+      else if (this.listenerClosedAt !== 0) this.#scheduleSweep(t + idleGraceOf(state, this.host.options.idleGrace))
     }
   }
 
@@ -591,7 +614,7 @@ export class Tracker {
         // D1: idle keep-alive socket, closed once quiet for idleGrace — quiet as observed while
         // draining: after a stall (GC, a busy loop, a loaded machine) every socket looks long
         // quiet, just as its client wakes up and reuses it
-        const until = Math.max(this.listenerClosedAt, state.quietSince) + o.idleGrace
+        const until = Math.max(this.listenerClosedAt, state.quietSince) + idleGraceOf(state, o.idleGrace)
         if (t >= until) {
           // nothing unanswered, nothing unread: destroy() sends a plain FIN (an RST only for
           // bytes that arrive after it, a request that was never read and is safe to retry),
