@@ -141,7 +141,7 @@ export class GracefulController implements Controller {
       connections += c.connections
       idle += c.idle
       upgraded += c.upgraded
-      inFlight += t.inflight.size + t.streams.size
+      inFlight += t.inflightCount + t.streams.size
       sessions += t.sessions.size
     }
     return { state: this.#state, connections, idleConnections: idle, requestsInFlight: inFlight, upgradedSockets: upgraded, http2Sessions: sessions }

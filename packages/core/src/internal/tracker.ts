@@ -61,6 +61,8 @@ interface SocketState {
   requests: number
   /** The newest dispatched response: the one that carries the `Connection: close` marker (D2). */
   lastRes: ServerResponse | null
+  /** The responses in flight on this socket, oldest first (more than one only with pipelining). */
+  readonly responses: ServerResponse[]
   /** When the socket last saw a request start or a response end. */
   quietSince: number
   /** `socket.bytesRead` when the last response ended: more means a next request has begun (D1). */
@@ -89,6 +91,9 @@ interface SessionState {
 type H1Socket = Socket & { [kSocketState]?: SocketState; parser?: unknown }
 type TrackedSession = Http2Session & { [kSessionState]?: SessionState }
 type MaybeRefused = { [kRefused]?: true }
+/** When a tracked response's request started: for the report's age of a forced request (D6). */
+const kStartedAt = Symbol('quiesce.started-at')
+type StartedResponse = ServerResponse & { [kStartedAt]?: number }
 
 /** What a tracker needs from the controller that owns it. */
 export interface TrackerHost {
@@ -127,8 +132,8 @@ export class Tracker {
   /** TLS servers: raw sockets whose handshake has not completed, by remote address. */
   readonly handshakes = new Map<string, Socket>()
   readonly sessions = new Set<TrackedSession>()
-  /** HTTP/1 responses in flight → when their request started. */
-  readonly inflight = new Map<ServerResponse, number>()
+  /** HTTP/1 requests in flight, across the tracked sockets. */
+  inflightCount = 0
   /** HTTP/2 streams in flight → when they started and what they asked for. */
   readonly streams = new Map<ServerHttp2Stream, StreamInfo>()
   /** The server is not listening and has emitted `close` (or never listened). */
@@ -249,6 +254,7 @@ export class Tracker {
       pending: 0,
       requests: 0,
       lastRes: null,
+      responses: [],
       quietSince: t,
       bytesMark: 0,
       respondedAt: t,
@@ -308,7 +314,9 @@ export class Tracker {
     state.requests++
     state.lastRes = h1res
     state.quietSince = t
-    this.inflight.set(h1res, t)
+    ;(h1res as StartedResponse)[kStartedAt] = t
+    state.responses.push(h1res)
+    this.inflightCount++
     h1res.on('close', onResponseClose)
     if (this.host.isDraining) {
       // the marker goes on the last dispatched response and moves with pipelining (D2)
@@ -319,12 +327,20 @@ export class Tracker {
 
   /** A request that started before quiesce attached to its server (Express/Koa's first request). */
   adoptRequest(req: IncomingMessage, res: ServerResponse): void {
-    if ((req.socket as H1Socket)[kSocketState] === undefined || !this.inflight.has(res)) this.#track(req, res)
+    const state = (req.socket as H1Socket)[kSocketState]
+    if (state === undefined || !state.responses.includes(res)) this.#track(req, res)
   }
 
   /** The response closed (finished, or its client left). `this` is the response: no closure per request. */
   responseClosed(res: ServerResponse, socket: H1Socket, state: SocketState): void {
-    this.inflight.delete(res)
+    const responses = state.responses
+    // responses close in order; one whose client left may close out of turn
+    if (responses[0] === res) responses.shift()
+    else {
+      const i = responses.indexOf(res)
+      if (i !== -1) responses.splice(i, 1)
+    }
+    this.inflightCount--
     state.pending--
     if (state.lastRes === res) state.lastRes = null
     const draining = this.host.isDraining
@@ -682,14 +698,17 @@ export class Tracker {
 
   /** D6 step one: every request still running has its signal aborted with the deadline reason. */
   abortInFlight(reason: () => Error): void {
-    for (const res of this.inflight.keys()) abortRequestSignal(res.req, reason)
+    for (const socket of this.sockets) {
+      for (const res of (socket[kSocketState] as SocketState).responses) abortRequestSignal(res.req, reason)
+    }
     for (const stream of this.streams.keys()) abortRequestSignal(stream, reason)
   }
 
   /** D6 step two: destroy what is left, naming each forced request, socket and session. */
   destroyAll(): void {
     const t = now()
-    for (const [res, startedAt] of this.inflight) {
+    for (const res of this.#responsesInFlight()) {
+      const startedAt = (res as StartedResponse)[kStartedAt] ?? t
       if (res.writableFinished) continue
       const req = res.req
       this.host.forced({ kind: 'request', method: req.method ?? '?', url: req.url ?? '?', ageMs: Math.round(t - startedAt), protocol: 'http/1.1' })
@@ -724,6 +743,12 @@ export class Tracker {
       // sockets accepted before attach, if any
       ;(http.Server.prototype.closeAllConnections as () => void).call(this.server)
     }
+  }
+
+  #responsesInFlight(): ServerResponse[] {
+    const all: ServerResponse[] = []
+    for (const socket of this.sockets) all.push(...(socket[kSocketState] as SocketState).responses)
+    return all
   }
 
   // ── numbers ──────────────────────────────────────────────────────────────
