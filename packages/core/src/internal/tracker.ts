@@ -18,17 +18,17 @@ const kRefused = Symbol.for('quiesce.refused')
 
 const now = (): number => performance.now()
 const GOAWAY_ALL = 2 ** 31 - 1
-/** A reuse within this many ms marks a busy client (D1). */
-const REUSE_WINDOW = 1000
+/** A reuse within this many ms of the previous answer marks a busy client (D1); longer is think time. */
+const REUSE_WINDOW = 150
 
 /**
  * D1's quiet time for one socket: `idleGrace`, or, for a busy client (one that reused this socket
- * within a second of its previous answer), three times the gap it took then — at most a second.
+ * within 150 ms of its previous answer), three times the gap it took then (so at most 450 ms).
  * Behind a loaded proxy or on a loaded machine a busy client can take longer than `idleGrace` to
  * send its next request; it must not be taken for idle at that moment.
  */
 function idleGraceOf(state: { reuseGap: number }, idleGrace: number): number {
-  return Math.max(idleGrace, Math.min(3 * state.reuseGap, REUSE_WINDOW))
+  return Math.max(idleGrace, 3 * state.reuseGap)
 }
 
 /**
@@ -69,7 +69,7 @@ interface SocketState {
   bytesMark: number
   /** When the last response on this socket closed. */
   respondedAt: number
-  /** How long the client took to send its latest request after the previous answer, when under a second (a busy client); else 0. */
+  /** How long the client took to send its latest request after the previous answer, when a busy client's (under REUSE_WINDOW); else 0. */
   reuseGap: number
   /** Set once our FIN is sent: the end of the bounded linger (D2). 0 = not closing. */
   lingerUntil: number
@@ -304,7 +304,7 @@ export class Tracker {
       return
     }
     const t = now()
-    // a client that reuses its socket within a second is a busy one: remember how fast it is, so
+    // a client that reuses its socket at once is a busy one: remember how fast it is, so
     // that a lagging one (a loaded proxy, a loaded machine) is not taken for idle (D1)
     if (state.requests > 0 && state.pending === 0) {
       const gap = t - state.respondedAt
