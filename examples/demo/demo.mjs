@@ -59,7 +59,7 @@ await Promise.all([slow, stream])
 await new Promise((r) => setImmediate(r)) // let the last socket's 'close' line print
 console.log(`\nreport: ${JSON.stringify({ ok: report.ok, drainMs: report.drainMs, requestsCompleted: report.requestsCompleted, socketsClosedIdle: report.socketsClosedIdle, socketsForced: report.socketsForced })}`)
 console.log('No request was cut, no keep-alive timeout was waited for. Bare server.close() would have left')
-console.log('the streaming client on a keep-alive socket for 60 s; quiesce closed it right after its last byte.')
+console.log('the streaming client on a keep-alive socket for 60 s; quiesce closed it once quiet for idleGrace (50 ms).')
 process.exit(report.ok ? 0 : 1)
 
 function fetchText(path, agent, label) {
