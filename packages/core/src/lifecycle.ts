@@ -26,8 +26,14 @@ export interface FrameworkBinding<Request> {
    * refused from that moment, on every listener), and none of Node's immediate idle closing.
    */
   readonly listener: 'quiesce' | 'framework'
-  /** Option names the adapter accepts on top of the core's (`server`, …). */
+  /** Option names the adapter accepts on top of the core's. */
   readonly options?: readonly string[]
+  /**
+   * How the controller finds its servers. `'request'` (Express, Koa): the server of the first
+   * request it sees, or the `server` option / `attach()` before that (D17). `'explicit'`
+   * (Fastify): only what the adapter attaches; requests on other servers pass untouched.
+   */
+  readonly servers: 'request' | 'explicit'
 }
 
 /** The controller every package returns, with the server-level additions. */
@@ -63,23 +69,28 @@ export interface FrameworkController<Request> extends ServerController {
 }
 
 export function createFrameworkController<Request>(binding: FrameworkBinding<Request>, options?: GracefulOptions & Record<string, unknown>): FrameworkController<Request> {
+  const byRequest = binding.servers === 'request'
   const core = new GracefulController(options, {
     gate: false,
     listener: binding.listener,
-    extraOptions: binding.options ?? [],
+    extraOptions: byRequest ? ['server', ...(binding.options ?? [])] : (binding.options ?? []),
     name: binding.name,
   })
+  // `{ server }`: attached now, before its first request (D17)
+  if (byRequest && options?.server !== undefined) core.attach(options.server)
   const admit = (request: Request): boolean | Promise<boolean> => {
     const { req, res } = binding.raw(request)
     const server = serverOf(req)
     if (server !== null) {
       let tracker = core.trackerOf(server)
-      if (tracker === undefined && serverKind(server) !== null && core.state !== 'closed') {
+      if (tracker === undefined && byRequest && serverKind(server) !== null && core.state !== 'closed') {
         core.attach(server)
         tracker = core.trackerOf(server)
       }
+      // a server this controller does not drain: not its request to gate
+      if (tracker === undefined) return true
       // the request that made us attach was dispatched before our listener existed
-      if (tracker !== undefined && req.httpVersionMajor !== 2) tracker.adoptRequest(req as IncomingMessage, res as ServerResponse)
+      if (req.httpVersionMajor !== 2) tracker.adoptRequest(req as IncomingMessage, res as ServerResponse)
     }
     return core.admit(req, res)
   }

@@ -40,7 +40,7 @@ const binding = {
   name: 'express',
   raw: (req: Request) => ({ req, res: req.res as Response }),
   listener: 'quiesce',
-  options: ['server'],
+  servers: 'request',
 } satisfies FrameworkBinding<Request>
 
 /**
@@ -50,7 +50,6 @@ const binding = {
  */
 export function graceful(options?: ExpressGracefulOptions): GracefulMiddleware {
   const core = createFrameworkController(binding, options as GracefulOptions & Record<string, unknown>)
-  if (options?.server !== undefined) core.attach(options.server)
   const middleware: RequestHandler = (req: Request, _res: Response, next: NextFunction) => {
     const verdict = core.admit(req)
     if (verdict === true) next()

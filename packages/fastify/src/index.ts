@@ -14,9 +14,7 @@
  * ```
  * @module
  */
-import type { IncomingMessage, Server } from 'node:http'
-import type { Http2ServerRequest } from 'node:http2'
-import type { Socket } from 'node:net'
+import type { Server } from 'node:http'
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import {
@@ -69,6 +67,9 @@ const binding = {
   // Fastify's close() closes its servers (main and dual-stack secondary); quiesce only closes their
   // listening handles when the announce phase ends
   listener: 'framework',
+  // the servers Fastify listens on, attached at onListen; a serverFactory server the app listens on
+  // itself is not Fastify's to close, so its requests pass untouched
+  servers: 'explicit',
 } satisfies FrameworkBinding<FastifyReply>
 
 /** One plugin per server: a second registration would drain the same sockets twice. */
@@ -184,7 +185,7 @@ function plugin(fastify: FastifyInstance, options: FastifyGracefulOptions, done:
       for (const server of secondary) attach(server)
     } else if (fastify.addresses().length > 1) {
       log?.warn(
-        `quiesce: Fastify listens on ${fastify.addresses().length} addresses but its extra servers cannot be found; only ${fastify.server.address() === null ? 'the main one' : formatAddress(fastify.server.address())} drains — ` +
+        `quiesce: Fastify listens on ${fastify.addresses().length} addresses but its extra servers cannot be found; only the main one drains — ` +
           "listen on one explicit host (listen({ port, host: '127.0.0.1' }) or host: '::')",
       )
     }
@@ -205,11 +206,6 @@ function plugin(fastify: FastifyInstance, options: FastifyGracefulOptions, done:
         // removeHeader also turns Node's own Connection header off for good; the marker needs it on
         ;(res as { _removedConnection?: boolean })._removedConnection = false
       }
-    }
-    const server = serverOf(req)
-    if (server !== null && !ours.has(server)) {
-      hookDone()
-      return
     }
     const verdict = core.admit(reply)
     if (verdict === true) hookDone()
@@ -301,11 +297,6 @@ function drainLogger(target: Logger, listened: () => boolean): Logger {
   }
 }
 
-function serverOf(req: IncomingMessage | Http2ServerRequest): object | null {
-  if (req.httpVersionMajor === 2) return ((req as Http2ServerRequest).stream?.session as { server?: object } | undefined)?.server ?? null
-  return ((req.socket as (Socket & { server?: object }) | null)?.server) ?? null
-}
-
 /**
  * The servers Fastify opened besides `fastify.server` (`listen()` on `localhost` binds the other
  * loopback family too, fastify/fastify#7043). Fastify keeps them under a private symbol only,
@@ -320,11 +311,6 @@ function serverBindings(fastify: FastifyInstance): AnyServer[] | null {
     }
   }
   return null
-}
-
-function formatAddress(address: ReturnType<AnyServer['address']>): string {
-  if (address === null || typeof address === 'string') return String(address)
-  return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`
 }
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {

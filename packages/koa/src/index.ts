@@ -51,7 +51,7 @@ const binding = {
   name: 'koa',
   raw: (ctx: ParameterizedContext) => ({ req: ctx.req, res: ctx.res }),
   listener: 'quiesce',
-  options: ['server'],
+  servers: 'request',
 } satisfies FrameworkBinding<ParameterizedContext>
 
 const installed = new WeakSet<object>()
@@ -74,7 +74,6 @@ function installSignal(context: object): void {
  */
 export function graceful(options?: KoaGracefulOptions): GracefulMiddleware {
   const core = createFrameworkController(binding, options as GracefulOptions & Record<string, unknown>)
-  if (options?.server !== undefined) core.attach(options.server)
   const middleware: Middleware = async (ctx, next) => {
     installSignal(ctx.app.context)
     let verdict = core.admit(ctx)
