@@ -39,3 +39,18 @@ describe('errors', () => {
     expect(() => esm.graceful(undefined as never)).toThrow(TypeError)
   })
 })
+
+describe('errors (revision 3)', () => {
+  it('D14.3 instanceof QuiesceOptionError holds across the ESM and CommonJS copies', () => {
+    const fromCjs = new cjs.QuiesceOptionError('timeout', 'a number', 'x')
+    expect(fromCjs).toBeInstanceOf(esm.QuiesceOptionError)
+    expect(new esm.QuiesceOptionError('a', 'b', 1)).toBeInstanceOf(cjs.QuiesceOptionError)
+    expect(new esm.ClientClosedError()).not.toBeInstanceOf(esm.QuiesceOptionError)
+    expect(new TypeError('x')).not.toBeInstanceOf(esm.QuiesceOptionError)
+  })
+
+  it('D14.4 a missing value is named as such ("received undefined"), not "undefined undefined"', () => {
+    expect(new esm.QuiesceOptionError('logger.info', 'a function', undefined).message).toMatch(/received undefined$/)
+    expect(() => esm.graceful({} as never)).toThrow(/received an object/)
+  })
+})
