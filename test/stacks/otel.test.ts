@@ -1,4 +1,5 @@
 import fs from 'node:fs'
+import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -104,5 +105,49 @@ describe('OpenTelemetry NodeSDK with the http instrumentation', () => {
     const slowSeen = r.seen.get('/slow')
     expect(slowSeen?.traceId).toBe(TRACE_ID)
     expect(r.spans.find((s) => s.spanId === slowSeen!.spanId)).toBeUndefined()
+  })
+
+  it('D3 D4 requests that arrive during the drain (kept-alive connection, new connection in the announce phase) run in their own spans, and every span is exported before exit 0', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'quiesce-otel-'))
+    const file = path.join(dir, 'spans.jsonl')
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+    try {
+      await using child = new Child(path.join(fixtures, 'otel-drain.mjs'), {
+        SPANS_FILE: file,
+        NODE_OPTIONS: `--import ${JSON.stringify(path.join(fixtures, 'otel-instrumentation.mjs'))}`,
+      })
+      const { port } = await child.ready()
+      expect((await request(port, '/fast?n=before', { agent })).headers.connection).toBe('keep-alive')
+      const slow = request(port, '/slow')
+      await child.says('started /slow')
+      child.kill('SIGTERM')
+      await child.says('quiesce: draining server (SIGTERM)')
+      // the announce phase: the kept-alive socket carries one more request, then closes
+      const kept = await request(port, '/fast?n=kept', { agent, headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` } })
+      expect(kept.status).toBe(200)
+      expect(kept.headers.connection).toBe('close')
+      // a new connection while the listener is still open
+      const fresh = await request(port, '/fast?n=fresh')
+      expect(fresh.headers.connection).toBe('close')
+      expect((await slow).body).toBe('slow')
+      const exit = await child.exited
+      expect(exit.code, exit.stdout + exit.stderr).toBe(0)
+
+      const seen = new Map<string, { traceId: string; spanId: string }>()
+      for (const m of exit.stdout.matchAll(/^span (\S+) (\S+) (\S+)$/gm)) seen.set(m[3]!, { traceId: m[1]!, spanId: m[2]! })
+      const spans = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as ExportedSpan).filter((s) => s.kind === SERVER)
+      for (const url of ['/fast?n=before', '/slow', '/fast?n=kept', '/fast?n=fresh']) {
+        const handler = seen.get(url)
+        expect(handler?.spanId, `${url}: ${exit.stdout}`).toMatch(/^[0-9a-f]{16}$/)
+        const span = spans.find((s) => s.spanId === handler!.spanId)
+        expect(span, `${url}: no exported span ${handler!.spanId}`).toBeDefined()
+        expect(span!.ended).toBe(true)
+      }
+      expect(seen.get('/fast?n=kept')!.traceId).toBe(TRACE_ID)
+      expect(new Set([...seen.values()].map((v) => v.spanId)).size).toBe(4)
+    } finally {
+      agent.destroy()
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
