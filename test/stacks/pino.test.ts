@@ -79,4 +79,31 @@ describe('pino with a transport as the logger', () => {
       fs.rmSync(dir, { recursive: true, force: true })
     }
   })
+
+  it('D11 an uncaught exception: the error (with its stack) and the report are pino records in the file once the process has exited 1; the other request completed', async () => {
+    const { dir, file } = tempLog()
+    try {
+      await using child = new Child(path.join(fixtures, 'pino-fatal.mjs'), { LOG_FILE: file })
+      const { port } = await child.ready()
+      const slow = request(port, '/slow')
+      await child.says('started /slow')
+      expect((await request(port, '/crash')).body).toBe('scheduled')
+      const r = await slow
+      expect(r.status).toBe(200)
+      expect(r.body).toBe('slow')
+      const exit = await child.exited
+      expect(exit.code, exit.stderr).toBe(1)
+      const records = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string })
+      const fatal = records.find((x) => x.msg.startsWith('quiesce: uncaught exception'))
+      expect(fatal, JSON.stringify(records)).toBeDefined()
+      expect(fatal!.level).toBe(50)
+      expect(fatal!.msg).toMatch(/Error: boom from a timer\n\s+at /)
+      const report = records.at(-1)!
+      expect(report.msg).toMatch(/^quiesce: shutdown \(fatal/)
+      expect(report.msg).toContain('1 request completed')
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })
+
