@@ -150,4 +150,37 @@ describe('OpenTelemetry NodeSDK with the http instrumentation', () => {
       fs.rmSync(dir, { recursive: true, force: true })
     }
   })
+
+  it('D13 a request held by pause({ mode: \'hold\' }) and dispatched at resume() runs inside its own span (the incoming traceparent its parent)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'quiesce-otel-'))
+    const file = path.join(dir, 'spans.jsonl')
+    try {
+      await using child = new Child(path.join(fixtures, 'otel-hold.mjs'), {
+        SPANS_FILE: file,
+        NODE_OPTIONS: `--import ${JSON.stringify(path.join(fixtures, 'otel-instrumentation.mjs'))}`,
+      })
+      const { port, control } = await child.ready<{ port: number; control: number }>()
+      expect((await request(control, '/pause')).body).toBe('paused')
+      const held = request(port, '/held', { headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` } })
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      expect(child.stdout).not.toContain('/held') // parked, the handler has not run
+      expect((await request(control, '/resume')).body).toBe('running')
+      const r = await held
+      expect(r.status).toBe(200)
+      child.kill('SIGTERM')
+      const exit = await child.exited
+      expect(exit.code, exit.stdout + exit.stderr).toBe(0)
+      const m = /^span (\S+) (\S+) \/held$/m.exec(exit.stdout)
+      expect(m, exit.stdout).not.toBeNull()
+      expect(m![1]).toBe(TRACE_ID)
+      const spans = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as ExportedSpan).filter((s) => s.kind === SERVER)
+      const span = spans.find((s) => s.spanId === m![2])
+      expect(span, JSON.stringify(spans)).toBeDefined()
+      expect(span!.parentSpanId).toBe(PARENT_ID)
+      expect(span!.attributes['http.status_code'] ?? span!.attributes['http.response.status_code']).toBe(200)
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })
+
