@@ -1,6 +1,6 @@
 // Types for rolling-restart.mjs (the `proxies` test project imports it).
 
-export type ProxyName = 'haproxy' | 'nginx'
+export type ProxyName = 'haproxy' | 'nginx' | 'caddy'
 
 export interface RollingRestartOptions {
   proxy: ProxyName
@@ -12,6 +12,8 @@ export interface RollingRestartOptions {
   maxThinkMs?: number
   /** Requests answered through the proxy before the first restart (warm pools). Default 500. */
   warmup?: number
+  /** Environment for the app instances over the proxy's own (READINESS_DELAY_MS, IDLE_GRACE_MS, …): to measure what a setting changes. */
+  appEnv?: Record<string, string>
   log?: (line: string) => void
   /** Keep the temp dir (configs, ledgers) even when everything passed. */
   keepDir?: boolean
@@ -29,7 +31,7 @@ export interface RestartRecord {
   listeningMs: number
   /** ms from SIGTERM to the first answer from the new process through the proxy. */
   servingMs: number
-  /** HAProxy only: ms from SIGTERM to "Server app/<name> is DOWN". */
+  /** HAProxy: ms from SIGTERM to "Server app/<name> is DOWN"; Caddy: to its active health check's first failure of the instance. null for nginx. */
   markedDownMs: number | null
   /** The old process's last quiesce log line (its drain report). */
   report: string | null

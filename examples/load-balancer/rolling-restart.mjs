@@ -1,7 +1,7 @@
 // A rolling restart of two app instances (app.mjs) behind a real proxy on 127.0.0.1, under a
 // keep-alive GET + POST load that never retries; afterwards the instances' ledgers prove that
 // every POST ran exactly once. Used by examples/haproxy/rolling-restart.mjs,
-// examples/nginx/rolling-restart.mjs and the `proxies` test project.
+// examples/nginx/rolling-restart.mjs, examples/caddy/rolling-restart.mjs and the `proxies` test project.
 //
 // The restart is the one most deployments do with fixed ports (systemd, Docker with a published
 // port, a VM): SIGTERM the old process, let it drain and exit, start the new one on the same
@@ -62,6 +62,29 @@ export const proxies = {
     // the request was never sent); any other upstream error means nginx lost or retried a request
     unexpected: (line) => /\[(error|crit|alert|emerg)\]/.test(line) && !/connect\(\) failed \(111: Connection refused\)/.test(line),
     stopSignal: 'SIGQUIT',
+  },
+  caddy: {
+    binary: 'caddy',
+    appEnv: { READINESS_DELAY_MS: '1500' },
+    async start(dir, ports, run) {
+      const cfg = path.join(dir, 'Caddyfile')
+      fs.copyFileSync(path.join(examples, 'caddy', 'Caddyfile'), cfg)
+      // `admin off` in the Caddyfile: no admin endpoint on a fixed port; Caddy's data and config
+      // directories (certificates, autosave) in the temp dir, not in $HOME
+      const proxy = run('caddy', findBinary('caddy'), ['run', '--config', cfg, '--adapter', 'caddyfile'], {
+        env: {
+          ...process.env, PROXY_PORT: String(ports.proxy), APP_A: String(ports.a), APP_B: String(ports.b),
+          XDG_DATA_HOME: path.join(dir, 'caddy-data'), XDG_CONFIG_HOME: path.join(dir, 'caddy-config'),
+        },
+      })
+      await proxy.waitLine(/"msg":"serving initial configuration"/, 15_000, 'caddy to start')
+      return proxy
+    },
+    // Caddy logs JSON lines. The active health checker logs, at level error, the checks that
+    // failed to connect to a restarting instance: expected. Any other error (a 502 answered to a
+    // client, a request that failed after it was sent) means Caddy lost or retried a request.
+    unexpected: (line) => /"level":"(error|panic|fatal)"/.test(line) && !/"logger":"http\.handlers\.reverse_proxy\.health_checker\.active"/.test(line),
+    stopSignal: 'SIGTERM',
   },
 }
 
@@ -288,7 +311,7 @@ function readLedgers(dir) {
  * (a proxy that does not start, an instance that never comes back). Every process it started is
  * stopped by PID before it returns or throws.
  */
-export async function rollingRestart({ proxy: proxyName, restarts = 4, lanes = 8, maxThinkMs = 10, warmup = 500, log = () => {}, keepDir = false }) {
+export async function rollingRestart({ proxy: proxyName, restarts = 4, lanes = 8, maxThinkMs = 10, warmup = 500, appEnv = {}, log = () => {}, keepDir = false }) {
   const proxy = proxies[proxyName]
   if (proxy === undefined) throw new TypeError(`proxy must be one of ${Object.keys(proxies).join(', ')}, got ${proxyName}`)
   if (findBinary(proxy.binary) === null) throw new Error(`${proxy.binary} is not installed (apt-get install -y ${proxy.binary === 'nginx' ? 'nginx-light' : proxy.binary})`)
@@ -307,7 +330,7 @@ export async function rollingRestart({ proxy: proxyName, restarts = 4, lanes = 8
     const generation = { a: 0, b: 0 }
     const startInstance = async (name) => {
       const child = run(`app ${name}#${generation[name]}`, process.execPath, [APP], {
-        env: { ...process.env, ...proxy.appEnv, PORT: String(ports[name]), LEDGER_FILE: path.join(dir, `ledger-${name}-${generation[name]}.log`) },
+        env: { ...process.env, ...proxy.appEnv, ...appEnv, PORT: String(ports[name]), LEDGER_FILE: path.join(dir, `ledger-${name}-${generation[name]}.log`) },
       })
       await child.waitLine(/^listening on/, 15_000, `instance ${name} to listen`)
       return child
@@ -325,6 +348,11 @@ export async function rollingRestart({ proxy: proxyName, restarts = 4, lanes = 8
     // HAProxy says when its health check marks an instance DOWN
     const markedDownAt = {}
     proxyProc.onLine(/Server \w+\/(\w+) is DOWN/, (m) => { markedDownAt[m[1]] = performance.now() })
+    // Caddy says which upstream address its active health check found unhealthy
+    const byPort = { [ports.a]: 'a', [ports.b]: 'b' }
+    proxyProc.onLine(/"logger":"http\.handlers\.reverse_proxy\.health_checker\.active".*"host":"127\.0\.0\.1:(\d+)"/, (m, line) => {
+      if (/unhealthy|status code out of tolerances|failed/.test(line) && byPort[m[1]] !== undefined && markedDownAt[byPort[m[1]]] === undefined) markedDownAt[byPort[m[1]]] = performance.now()
+    })
 
     const load = new Load(ports.proxy, { lanes, maxThinkMs, requestTimeoutMs: 15_000 })
     const restartLog = []

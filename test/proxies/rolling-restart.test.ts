@@ -2,27 +2,34 @@ import { describe, expect, it } from 'vitest'
 import { describe as summary, findBinary, rollingRestart, type ProxyName } from '../../examples/load-balancer/rolling-restart.mjs'
 
 /**
- * Real proxies (issue 10): HAProxy and nginx on 127.0.0.1 in the foreground, two instances of
+ * Real proxies (issues 10 and 15): HAProxy, nginx and Caddy on 127.0.0.1 in the foreground, two instances of
  * examples/load-balancer/app.mjs behind each (child processes, real SIGTERM), a keep-alive
  * GET + POST load that never retries, and a rolling restart. Pass: no client sees a failure, no
  * restarted process is cut (exit 0), and every POST ran exactly once (its id in the instances'
- * ledgers). The configs are the ones in examples/haproxy and examples/nginx.
+ * ledgers). The configs are the ones in examples/haproxy, examples/nginx and examples/caddy.
  *
  * HAProxy (health check `inter 500 fall 2` on /ready) relies on D4: `readinessDelay` 1500 ms
  * keeps the listener open until HAProxy has marked the instance DOWN. nginx (pooled upstream
  * keep-alive, no active checks) relies on D1: `idleGrace` 4000 ms, above nginx's upstream
  * `keepalive_timeout` of 2 s, so nginx — not the app — closes idle pooled connections.
  *
- * CI installs both proxies (`apt-get install -y haproxy nginx-light`); there a missing proxy
- * fails the test. Elsewhere a missing proxy skips it, loudly.
+ * Caddy 2 (active health checks `health_uri /ready`, `health_interval 500ms`; pooled upstream
+ * keep-alive; `lb_try_duration` retries only requests that never reached a backend, and
+ * `lb_retry_match` turns off Caddy's default retry of a sent GET) relies on D4 as HAProxy does:
+ * `readinessDelay` 1500 ms. Its admin endpoint is off (no fixed port). The config is
+ * examples/caddy/Caddyfile.
+ *
+ * CI installs the three proxies (`apt-get install -y haproxy nginx-light caddy`); there a missing
+ * proxy fails the test. Elsewhere a missing proxy skips it, loudly.
  */
 
 const RESTARTS = 4
-const packages: Record<ProxyName, string> = { haproxy: 'haproxy', nginx: 'nginx-light' }
+const packages: Record<ProxyName, string> = { haproxy: 'haproxy', nginx: 'nginx-light', caddy: 'caddy' }
 
 const cases: Array<{ proxy: ProxyName; id: string; how: string }> = [
   { proxy: 'haproxy', id: 'D4', how: 'HAProxy health checks /ready (inter 500 fall 2), readinessDelay 1500 ms' },
   { proxy: 'nginx', id: 'D1', how: 'nginx pools upstream connections (keepalive_timeout 2 s), idleGrace 4000 ms' },
+  { proxy: 'caddy', id: 'D4', how: 'Caddy health checks /ready (health_interval 500ms), pooled upstream keep-alive, only never-sent requests retried, readinessDelay 1500 ms' },
 ]
 
 for (const { proxy, id, how } of cases) {
@@ -47,6 +54,13 @@ for (const { proxy, id, how } of cases) {
         // open 1.5 s, and a request that still met the closed listener was refused: HAProxy
         // redispatches those, nothing was sent)
         if (proxy === 'haproxy') expect(restart.markedDownMs).not.toBeNull()
+        // Caddy's active check saw /ready answer 503 while the listener was still open: Caddy
+        // took the instance out before it could dial a closed listener (Caddy 2.6 answers a POST
+        // whose connection was refused 502 — it cannot resend the body — so it must never try)
+        if (proxy === 'caddy') {
+          expect(restart.markedDownMs).not.toBeNull()
+          expect(restart.markedDownMs).toBeLessThan(1500)
+        }
       }
       expect(r.failures, summary(r)).toEqual([])
       expect(r.unexpectedProxyLog).toEqual([])
