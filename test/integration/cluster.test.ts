@@ -162,6 +162,39 @@ describe('node:cluster rolling restart (@quiesce/core/cluster)', () => {
     expect(await primary.exit()).toEqual({ code: 0, signal: null })
   })
 
+  it("D21.7 a worker with graceful(server, { signals: false }) still drains on the primary's message: rolling restarts never SIGKILL it", async () => {
+    const primary = startPrimary('quiesce', { QUIESCE_OPTIONS: JSON.stringify({ timeout: 5000, hooksTimeout: 1000, signals: false }) })
+    const { pids: first, port } = await workersUp(2, 0)
+    const load = new Load(port, 4)
+    await load.progressed(200)
+    const from = reporter.mark()
+    primary.proc.send('restart')
+    const done = (await reporter.waitFor((e) => e.event === 'restarted', 'the restart', { from })).report as { ok: boolean; workers: Array<{ code: number; killed: boolean; drainMs: number }> }
+    const result = await load.stop()
+    expect(done.workers.map((w) => [w.code, w.killed])).toEqual([[0, false], [0, false]])
+    // drained at once on the message, not at killTimeout (10 s)
+    for (const w of done.workers) expect(w.drainMs).toBeLessThan(5000)
+    expect(done.ok).toBe(true)
+    expect(result.failures, describeLoad(result)).toEqual([])
+    expect((await workersUp(2, from)).pids.some((p) => first.includes(p))).toBe(false)
+    primary.proc.kill('SIGTERM')
+    expect((await primary.exit()).code).toBe(0)
+  })
+
+  it('D21.8 a worker that crashes right after listening is replaced with back-off, not in a loop', async () => {
+    const primary = startPrimary('quiesce', { CRASH_ON_LISTEN: '1' })
+    const from = reporter.mark()
+    await reporter.waitForPids(2, isListening, 'the first two workers', { from })
+    // a fixed window of observation (not synchronisation): how many forks listened in 2 s
+    await new Promise((resolve) => setTimeout(resolve, 2000))
+    const forks = reporter.events.slice(from).filter(isListening).length
+    // without back-off: ~18 in 2 s; with 100, 200, 400, 800 ms… per crash: a handful
+    expect(forks).toBeLessThanOrEqual(10)
+    expect(reporter.logs(primary.pid).join('\n')).toMatch(/forking a replacement in \d+ ms/)
+    primary.proc.kill('SIGTERM')
+    await primary.exit()
+  })
+
   it('D14 gracefulCluster() rejects bad options with a TypeError naming the option', () => {
     expect(() => gracefulCluster({ workers: 0 })).toThrow(/`workers` must be a whole number ≥ 1/)
     expect(() => gracefulCluster({ killTimeout: -1 })).toThrow(TypeError)
