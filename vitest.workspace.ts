@@ -15,4 +15,5 @@ export default [
   { test: { ...shared, name: 'process', include: ['test/process/**/*.test.ts'] } },
   { test: { ...shared, name: 'integration', include: ['test/integration/**/*.test.ts'], testTimeout: 120_000 } },
   { test: { ...shared, name: 'proxies', include: ['test/proxies/**/*.test.ts'], testTimeout: 180_000 } },
+  { test: { ...shared, name: 'stacks', include: ['test/stacks/**/*.test.ts'], testTimeout: 60_000 } },
 ] satisfies TestProjectInlineConfiguration[]

@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest'
+import { drain, once } from './drain.js'
+
+describe('NestJS 11', () => {
+  for (const platform of ['express', 'fastify'] as const) {
+    it(`platform-${platform}, the README recipe (no enableShutdownHooks; g.onShutdown(() => app.close())): Nest's hooks run once, in order, after the in-flight response`, async () => {
+      const { marks, exit } = await drain(`nest-${platform}.mjs`)
+      const draining = once(marks, 'quiesce:draining')
+      const finished = once(marks, 'slow:finished')
+      const destroy = once(marks, 'nest:onModuleDestroy')
+      const before = once(marks, 'nest:beforeApplicationShutdown:undefined')
+      const shutdown = once(marks, 'nest:onApplicationShutdown:undefined')
+      expect(draining).toBeLessThan(finished)
+      expect(finished).toBeLessThan(destroy)
+      expect(destroy).toBeLessThan(before)
+      expect(before).toBeLessThan(shutdown)
+      expect(exit.stdout).toMatch(/quiesce: shutdown \(signal SIGTERM\) drained .* 1 request completed.*hooks: nest ok/)
+      expect(exit.stderr).toBe('')
+    })
+
+    it(`platform-${platform} with app.enableShutdownHooks(): Nest's re-sent SIGTERM does not force the drain; the in-flight request finishes, Nest's hooks run once, exit 0`, async () => {
+      const { marks, exit } = await drain(`nest-${platform}-shutdown-hooks.mjs`)
+      const draining = once(marks, 'quiesce:draining')
+      const finished = once(marks, 'slow:finished')
+      once(marks, 'nest:onModuleDestroy')
+      once(marks, 'nest:beforeApplicationShutdown:SIGTERM')
+      once(marks, 'nest:onApplicationShutdown:SIGTERM')
+      expect(draining).toBeLessThan(finished)
+      // Nest runs its hooks at the signal, while the request is still in flight: that is why the
+      // README's recipe is g.onShutdown(() => app.close()) instead
+      expect(exit.stdout).toMatch(/quiesce: shutdown \(signal SIGTERM\) drained .* 1 request completed/)
+      expect(exit.stdout).not.toMatch(/FORCED|forced: GET/)
+    })
+
+    it(`platform-${platform} with app.enableShutdownHooks(): Nest re-sends SIGTERM while quiesce's cleanup hook still runs; that is not a "force now" signal: the hook completes, exit 0 (D20)`, async () => {
+      const { marks, exit } = await drain(`nest-${platform}-shutdown-hooks.mjs`, { env: { DB_CLOSE_MS: '300' } })
+      const finished = once(marks, 'slow:finished')
+      const nestDone = once(marks, 'nest:onApplicationShutdown:SIGTERM')
+      const dbStart = once(marks, 'db:close:start')
+      const dbEnd = once(marks, 'db:close:end')
+      expect(finished).toBeLessThan(nestDone)
+      expect(finished).toBeLessThan(dbStart)
+      // Nest's app.close() resolved (and it re-sent SIGTERM) while the db hook was running
+      expect(nestDone).toBeLessThan(dbEnd)
+      expect(exit.stdout).not.toContain('again — forcing')
+      expect(exit.stdout).toMatch(/quiesce: shutdown \(signal SIGTERM\) drained .* 1 request completed.*hooks: db ok/)
+    })
+
+    it(`platform-${platform} with enableShutdownHooks([], { useProcessExit: true }): Nest's process.exit(0) cuts quiesce's cleanup hooks and the report (why the README says: don't)`, async () => {
+      const { marks, exit } = await drain(`nest-${platform}-shutdown-hooks.mjs`, { env: { DB_CLOSE_MS: '300', NEST_USE_PROCESS_EXIT: '1' } })
+      once(marks, 'db:close:start')
+      expect(marks.get('db:close:end')).toBeUndefined()
+      expect(exit.stdout).not.toContain('quiesce: shutdown (')
+    })
+  }
+})
