@@ -81,6 +81,10 @@ export async function drain(fixture: string, s: Scenario = {}): Promise<Drained 
     expect(exitAfterSlow).toBeLessThan(1000)
     console.log(`${fixture}${s.env ? ' ' + JSON.stringify(s.env) : ''}: in-flight end → exit ${exitAfterSlow.toFixed(0)} ms`)
     return { child, exit, port, slow: r, exitAfterSlow, marks: marks(exit.stdout), extra }
+  } catch (err) {
+    // say what the child printed: the marks tell how far the shutdown got
+    if (err instanceof Error) err.message += `\n--- ${fixture} stdout:\n${child.stdout}\n--- stderr:\n${child.stderr}`
+    throw err
   } finally {
     await child[Symbol.asyncDispose]()
   }
