@@ -1,4 +1,3 @@
-import { once as event } from 'node:events'
 import { describe, expect, it } from 'vitest'
 import { io, type Socket } from 'socket.io-client'
 import type { Child } from '../helpers/child.js'
@@ -8,8 +7,13 @@ import { drain, once } from './drain.js'
 /** A socket.io client on one transport that never reconnects during the test (but says it would). */
 async function client(port: number, transport: 'websocket' | 'polling'): Promise<{ socket: Socket; left: Promise<{ reason: string; active: boolean }> }> {
   const socket = io(`http://127.0.0.1:${port}`, { transports: [transport], reconnectionDelay: 60_000, reconnectionDelayMax: 60_000 })
-  await event(socket, 'connect')
-  const left = event(socket, 'disconnect').then(([reason]) => ({ reason: reason as string, active: socket.active }))
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve)
+    socket.once('connect_error', reject)
+  })
+  const left = new Promise<{ reason: string; active: boolean }>((resolve) => {
+    socket.once('disconnect', (reason) => resolve({ reason, active: socket.active }))
+  })
   return { socket, left }
 }
 
