@@ -31,8 +31,8 @@
 import cluster, { type Worker } from 'node:cluster'
 import os from 'node:os'
 import { ClosedError, QuiesceOptionError } from './errors.js'
-import { checkObject, ms } from './options.js'
-import type { ClusterCommand } from './internal/process.js'
+import { bool, checkObject, logger, ms, signalList, signalName } from './options.js'
+import { flushAndExit, type ClusterCommand } from './internal/process.js'
 import type { Logger } from './types.js'
 
 export interface ClusterOptions {
@@ -103,6 +103,8 @@ interface WorkerInfo {
   role: 'member' | 'candidate' | 'leaving'
   listening: boolean
   up: boolean
+  /** When it came up (0: not yet). */
+  upAt: number
   readonly whenUp: Promise<void>
   readonly exited: Promise<{ code: number | null; signal: string | null }>
   gone: boolean
@@ -113,10 +115,11 @@ interface WorkerInfo {
 }
 
 const KNOWN = new Set(['workers', 'waitFor', 'startTimeout', 'killTimeout', 'signals', 'restartSignal', 'respawn', 'exit', 'logger'])
-const UNCATCHABLE = new Set(['SIGKILL', 'SIGSTOP', 'SIGSEGV', 'SIGBUS', 'SIGILL', 'SIGFPE'])
-/** Respawn back-off for workers that die before they come up: 100 ms, doubling, at most 10 s. */
+/** Respawn back-off for workers that die before they come up, or soon after: 100 ms, doubling, at most 10 s. */
 const RESPAWN_FIRST = 100
 const RESPAWN_MAX = 10_000
+/** A worker that dies within this many ms of coming up crashed at start-up (D21): it is replaced with back-off too. */
+const MIN_UPTIME = 1000
 
 const now = (): number => performance.now()
 
@@ -126,8 +129,9 @@ const now = (): number => performance.now()
  * on `signals` or `shutdown()`. Call it once, in the primary.
  */
 export function gracefulCluster(options?: ClusterOptions): ClusterController {
+  const o = resolveClusterOptions(options)
   if (!cluster.isPrimary) throw new Error('quiesce: gracefulCluster() runs in the cluster primary; in a worker, use graceful() as usual')
-  return new ClusterPool(resolveClusterOptions(options))
+  return new ClusterPool(o)
 }
 
 /**
@@ -271,7 +275,7 @@ class ClusterPool implements ClusterController {
     const ok = workers.every(cleanExit)
     const report: ClusterReport = { ok, durationMs: Math.round(now() - t0), workers }
     this.#log(ok ? 'info' : 'warn', `quiesce: cluster closed in ${report.durationMs} ms: ${workers.map((w) => `worker ${w.id} ${describeExit(w)}`).join(', ') || 'no workers'}`)
-    if (this.#stopSignal !== null && this.#o.exit) await flushAndExit(ok ? 0 : 1)
+    if (this.#stopSignal !== null && this.#o.exit) await flushAndExit(ok ? 0 : 1, this.#o.logger === null ? [] : [this.#o.logger])
     return report
   }
 
@@ -289,7 +293,7 @@ class ClusterPool implements ClusterController {
     whenUp.catch(() => {})
     let exitedResolve: (e: { code: number | null; signal: string | null }) => void = () => {}
     const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => { exitedResolve = resolve })
-    const info: WorkerInfo = { worker, role, listening: false, up: false, whenUp, exited, gone: false, successor: null, drainRequestedAt: 0, killed: false }
+    const info: WorkerInfo = { worker, role, listening: false, up: false, upAt: 0, whenUp, exited, gone: false, successor: null, drainRequestedAt: 0, killed: false }
     this.#infos.set(worker, info)
 
     const startTimer = setTimeout(() => {
@@ -299,7 +303,7 @@ class ClusterPool implements ClusterController {
     const becameUp = (): void => {
       if (info.up) return
       info.up = true
-      this.#startFailures = 0
+      info.upAt = now()
       clearTimeout(startTimer)
       markUp()
     }
@@ -331,9 +335,12 @@ class ClusterPool implements ClusterController {
   #respawn(info: WorkerInfo, what = `worker ${info.worker.id} (pid ${info.worker.process.pid}) is gone`): void {
     if (!this.#o.respawn || this.#shutdown !== null) return
     let wait = 0
-    if (!info.up) {
+    // one that never came up, or crashed right after listening, is likely to do it again: back off
+    if (!info.up || now() - info.upAt < MIN_UPTIME) {
       wait = Math.min(RESPAWN_FIRST * 2 ** this.#startFailures, RESPAWN_MAX)
       this.#startFailures++
+    } else {
+      this.#startFailures = 0
     }
     this.#log('warn', `quiesce: ${what}; forking a replacement${wait > 0 ? ` in ${wait} ms` : ''}`)
     const timer = setTimeout(() => {
@@ -394,15 +401,6 @@ function describeExit(e: WorkerExit): string {
   return `exited ${e.signal ?? `with code ${e.code}`} after ${e.drainMs} ms`
 }
 
-/** The primary's last lines reach the pipe before the exit (bounded, as in the workers, D9). */
-async function flushAndExit(code: number): Promise<void> {
-  const flushes = [process.stdout, process.stderr].map(
-    (stream) => new Promise<void>((resolve) => (stream.writable ? stream.write('', () => resolve()) : resolve())),
-  )
-  await Promise.race([Promise.all(flushes), new Promise((resolve) => setTimeout(resolve, 100).unref())])
-  process.exit(code)
-}
-
 function resolveClusterOptions(input: unknown): Resolved {
   const o = checkObject('cluster options', input)
   for (const key of Object.keys(o)) {
@@ -414,12 +412,9 @@ function resolveClusterOptions(input: unknown): Resolved {
   }
   const waitFor = o.waitFor ?? 'listening'
   if (waitFor !== 'listening' && waitFor !== 'ready') throw new QuiesceOptionError('waitFor', '"listening" or "ready"', waitFor)
-  const signals = o.signals === false ? [] : o.signals ?? ['SIGINT', 'SIGTERM']
-  if (!Array.isArray(signals)) throw new QuiesceOptionError('signals', 'an array of signal names or false', signals)
-  for (const s of signals as unknown[]) checkSignal('signals', s)
-  const restartSignal = o.restartSignal === false ? null : o.restartSignal ?? 'SIGHUP'
-  if (restartSignal !== null) checkSignal('restartSignal', restartSignal)
-  if (restartSignal !== null && (signals as string[]).includes(restartSignal as string)) {
+  const signals = signalList('signals', o.signals)
+  const restartSignal = o.restartSignal === false ? null : signalName('restartSignal', o.restartSignal ?? 'SIGHUP')
+  if (restartSignal !== null && signals.includes(restartSignal)) {
     throw new QuiesceOptionError('restartSignal', 'a signal not listed in `signals`', restartSignal)
   }
   return {
@@ -427,32 +422,10 @@ function resolveClusterOptions(input: unknown): Resolved {
     waitFor,
     startTimeout: ms('startTimeout', o.startTimeout, 10_000, 1),
     killTimeout: ms('killTimeout', o.killTimeout, 20_000, 1),
-    signals: Object.freeze([...new Set(signals as string[])]),
-    restartSignal: restartSignal as string | null,
+    signals,
+    restartSignal,
     respawn: bool('respawn', o.respawn, true),
     exit: bool('exit', o.exit, true),
-    logger: clusterLogger(o.logger),
+    logger: logger(o.logger),
   }
-}
-
-function checkSignal(option: string, s: unknown): void {
-  if (typeof s !== 'string' || !/^SIG[A-Z0-9]+$/.test(s)) throw new QuiesceOptionError(option, 'a signal name such as "SIGTERM"', s)
-  if (UNCATCHABLE.has(s)) throw new QuiesceOptionError(option, `a signal that can be caught safely (not ${s})`, s)
-}
-
-function bool(option: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback
-  if (typeof value !== 'boolean') throw new QuiesceOptionError(option, 'true or false', value)
-  return value
-}
-
-function clusterLogger(value: unknown): Logger | null {
-  if (value === false || value === null) return null
-  if (value === undefined) return console
-  for (const m of ['info', 'warn', 'error'] as const) {
-    if (typeof (value as Record<string, unknown> | undefined)?.[m] !== 'function') {
-      throw new QuiesceOptionError(`logger.${m}`, 'a function', (value as Record<string, unknown> | undefined)?.[m])
-    }
-  }
-  return value as Logger
 }

@@ -13,7 +13,7 @@ export type QuiesceErrorCode =
   | 'ERR_QUIESCE_RESUME_FAILED'
   | 'ERR_QUIESCE_HOOK_FAILED'
   | 'ERR_QUIESCE_HOOK_TIMEOUT'
-  | 'ERR_QUIESCE_NOT_ATTACHED'
+  | 'ERR_QUIESCE_RESPONSE_DESTROYED'
   | 'ERR_QUIESCE_CLOSED'
   | 'ERR_QUIESCE_DRAINING'
 
@@ -48,6 +48,17 @@ export class ClientClosedError extends QuiesceError {
   static readonly code = 'ERR_QUIESCE_CLIENT_CLOSED'
   constructor() {
     super('ERR_QUIESCE_CLIENT_CLOSED', 'client closed the connection before the response finished')
+  }
+}
+
+/**
+ * The server destroyed the response before it finished — the handler's own `res.destroy()`, a
+ * server timeout — not its client, and not the drain's deadline.
+ */
+export class ResponseDestroyedError extends QuiesceError {
+  static readonly code = 'ERR_QUIESCE_RESPONSE_DESTROYED'
+  constructor() {
+    super('ERR_QUIESCE_RESPONSE_DESTROYED', 'the response was destroyed by the server before it finished')
   }
 }
 
@@ -115,10 +126,16 @@ export class QuiesceOptionError extends TypeError {
     this.name = 'QuiesceOptionError'
     Object.defineProperty(this, brand, { value: true })
   }
+
+  /** By brand and code, as for `QuiesceError`: holds across the ESM and CommonJS copies. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return isBranded(value) && (value as { code?: string }).code === 'ERR_QUIESCE_INVALID_OPTION'
+  }
 }
 
 export function describe(value: unknown): string {
   if (value === null) return 'null'
+  if (value === undefined) return 'undefined'
   if (typeof value === 'number') return Number.isNaN(value) ? 'NaN' : String(value)
   if (typeof value === 'string') return JSON.stringify(value)
   if (typeof value === 'function') return `a function${value.name ? ` (${value.name})` : ''}`

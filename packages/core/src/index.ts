@@ -19,6 +19,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import { GracefulController } from './internal/controller.js'
 import { assertServer } from './internal/servers.js'
+import { assertUndrained } from './internal/tracker.js'
 import type { ServerController } from './lifecycle.js'
 import type { AnyServer, GracefulOptions } from './types.js'
 
@@ -40,6 +41,7 @@ export interface GracefulServer extends ServerController {
  */
 export function graceful(server: AnyServer, options?: GracefulOptions): GracefulServer {
   assertServer(server)
+  assertUndrained(server)
   const core = new GracefulController(options, { gate: true, listener: 'quiesce', name: 'server' })
   core.attach(server)
   const readiness: NodeHandler = (_req, res) => answer(res, core.ready)
@@ -63,6 +65,7 @@ export {
   QuiesceError,
   QuiesceOptionError,
   ClientClosedError,
+  ResponseDestroyedError,
   ShutdownDeadlineError,
   DrainingError,
   ClosedError,

@@ -2,7 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import type { Socket } from 'node:net'
 import { GracefulController } from './internal/controller.js'
+import { serverOfSession, serverOfSocket } from './internal/node.js'
 import { serverKind } from './internal/servers.js'
+import { Tracker } from './internal/tracker.js'
 import { requestSignal as nodeRequestSignal } from './internal/signal.js'
 import type { AnyServer, Controller, GracefulOptions, ShutdownReport, Stats } from './types.js'
 
@@ -78,14 +80,21 @@ export function createFrameworkController<Request>(binding: FrameworkBinding<Req
   })
   // `{ server }`: attached now, before its first request (D17)
   if (byRequest && options?.server !== undefined) core.attach(options.server)
+  let warnedShared = false
   const admit = (request: Request): boolean | Promise<boolean> => {
     const { req, res } = binding.raw(request)
     const server = serverOf(req)
     if (server !== null) {
       let tracker = core.trackerOf(server)
       if (tracker === undefined && byRequest && serverKind(server) !== null && core.state !== 'closed') {
-        core.attach(server)
-        tracker = core.trackerOf(server)
+        if (Tracker.of(server) === undefined) {
+          core.attach(server)
+          tracker = core.trackerOf(server)
+        } else if (!warnedShared) {
+          // another controller (a graceful(server) of its own) drains this server: it keeps doing so (D20)
+          warnedShared = true
+          core.options.logger?.warn(`quiesce: the ${binding.name} middleware found its server drained by another quiesce controller; that one keeps draining it, and this middleware lets requests through. Use one of the two.`)
+        }
       }
       // a server this controller does not drain: not its request to gate
       if (tracker === undefined) return true
@@ -119,11 +128,8 @@ export function createFrameworkController<Request>(binding: FrameworkBinding<Req
 }
 
 function serverOf(req: IncomingMessage | Http2ServerRequest): AnyServer | null {
-  if (req.httpVersionMajor === 2) {
-    const session = (req as Http2ServerRequest).stream?.session as { server?: AnyServer } | undefined
-    return session?.server ?? null
-  }
-  return ((req.socket as Socket & { server?: AnyServer }) ?? null)?.server ?? null
+  if (req.httpVersionMajor === 2) return serverOfSession((req as Http2ServerRequest).stream?.session) as AnyServer | null
+  return serverOfSocket(req.socket as Socket | null) as AnyServer | null
 }
 
 /** The controller's public members, the ones a middleware function carries. */

@@ -1,3 +1,4 @@
+import os from 'node:os'
 import { QuiesceOptionError } from './errors.js'
 import type { GracefulOptions, HookOptions, Logger, PauseOptions, ResumeOptions, ShutdownOptions } from './types.js'
 
@@ -32,6 +33,9 @@ const KNOWN = new Set<string>([
 const UNCATCHABLE = new Set(['SIGKILL', 'SIGSTOP'])
 const UNSAFE = new Set(['SIGSEGV', 'SIGBUS', 'SIGILL', 'SIGFPE'])
 
+/** The longest delay a Node timer holds (2^31−1 ms, about 24.8 days); longer ones fire after 1 ms. */
+export const MAX_DELAY = 2 ** 31 - 1
+
 export function checkObject(name: string, value: unknown): Record<string, unknown> {
   if (value === undefined) return {}
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -48,36 +52,43 @@ function unknownKeys(where: string, given: Record<string, unknown>, known: Reado
   }
 }
 
-/** A finite number of ms, ≥ 0 (or ≥ min). `undefined` gives the default. */
+/** A number of ms from `min` to what a timer can hold (2^31−1, D14). `undefined` gives the default. */
 export function ms(name: string, value: unknown, fallback: number, min = 0): number {
   if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
-    throw new QuiesceOptionError(name, `a finite number of milliseconds ≥ ${min}`, value)
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > MAX_DELAY) {
+    throw new QuiesceOptionError(name, `a number of milliseconds from ${min} to ${MAX_DELAY} (2^31−1, the longest a timer can wait)`, value)
   }
   return value
 }
 
-function bool(name: string, value: unknown, fallback: boolean): boolean {
+export function bool(name: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback
   if (typeof value !== 'boolean') throw new QuiesceOptionError(name, 'true or false', value)
   return value
 }
 
-function signals(value: unknown): readonly string[] {
-  if (value === undefined) return Object.freeze(['SIGINT', 'SIGTERM'])
-  if (value === false) return Object.freeze([])
-  if (!Array.isArray(value)) throw new QuiesceOptionError('signals', "an array of signal names or false", value)
-  for (const s of value) {
-    if (typeof s !== 'string' || !/^SIG[A-Z0-9]+$/.test(s)) {
-      throw new QuiesceOptionError('signals', 'signal names such as "SIGTERM"', s)
-    }
-    if (UNCATCHABLE.has(s)) throw new QuiesceOptionError('signals', `catchable signals (${s} cannot be caught)`, s)
-    if (UNSAFE.has(s)) throw new QuiesceOptionError('signals', `signals that are safe to handle (${s} leaves the process in an undefined state)`, s)
+/**
+ * A signal this platform has (`os.constants.signals`: `SIGTRM` is a typo, not a signal), that
+ * Node can deliver and that is safe to handle (D14).
+ */
+export function signalName(option: string, s: unknown): string {
+  if (typeof s !== 'string' || !Object.prototype.hasOwnProperty.call(os.constants.signals, s)) {
+    throw new QuiesceOptionError(option, `a signal name this platform has, such as "SIGTERM"`, s)
   }
-  return Object.freeze([...new Set(value as string[])])
+  if (UNCATCHABLE.has(s)) throw new QuiesceOptionError(option, `a catchable signal (${s} cannot be caught)`, s)
+  if (UNSAFE.has(s)) throw new QuiesceOptionError(option, `a signal that is safe to handle (${s} leaves the process in an undefined state)`, s)
+  return s
 }
 
-function logger(value: unknown): Logger | null {
+/** `['SIGINT', 'SIGTERM']` by default, `false` for none, else an array of signal names. */
+export function signalList(option: string, value: unknown): readonly string[] {
+  if (value === undefined) return Object.freeze(['SIGINT', 'SIGTERM'])
+  if (value === false) return Object.freeze([])
+  if (!Array.isArray(value)) throw new QuiesceOptionError(option, 'an array of signal names or false', value)
+  return Object.freeze([...new Set(value.map((s: unknown) => signalName(option, s)))])
+}
+
+export function logger(value: unknown): Logger | null {
   if (value === false || value === null) return null
   if (value === undefined) return guarded(console)
   if (typeof value !== 'object' && typeof value !== 'function') {
@@ -87,6 +98,9 @@ function logger(value: unknown): Logger | null {
     if (typeof (value as Record<string, unknown>)[m] !== 'function') {
       throw new QuiesceOptionError(`logger.${m}`, 'a function', (value as Record<string, unknown>)[m])
     }
+  }
+  if (typeof (value as Logger).flush !== 'undefined' && typeof (value as Logger).flush !== 'function') {
+    throw new QuiesceOptionError('logger.flush', 'a function (callback) => void, or absent', (value as Logger).flush)
   }
   return guarded(value as Logger)
 }
@@ -124,7 +138,7 @@ export function resolveOptions(input: unknown, extraKnown: readonly string[] = [
   const o = checkObject('options', input)
   unknownKeys('', o, extraKnown.length ? new Set([...KNOWN, ...extraKnown]) : KNOWN)
   const timeout = ms('timeout', o.timeout, 10_000)
-  const sigs = signals(o.signals)
+  const sigs = signalList('signals', o.signals)
   const closeUpgraded = o.closeUpgraded
   if (closeUpgraded !== undefined && typeof closeUpgraded !== 'function') {
     throw new QuiesceOptionError('closeUpgraded', 'a function (socket) => void', closeUpgraded)
@@ -134,14 +148,23 @@ export function resolveOptions(input: unknown, extraKnown: readonly string[] = [
     throw new QuiesceOptionError('duringDrain', '"close" or "reject"', duringDrain)
   }
   const budget = o.budget === undefined ? null : ms('budget', o.budget, 0, 1)
+  // set together, these say nothing a drain can do: the announce phase, the idle grace or the
+  // abort moment would reach past the deadline (a default never conflicts: it is cut to fit)
+  const within = (name: string, value: unknown, fallback: number): number => {
+    const v = ms(name, value, fallback)
+    if (value !== undefined && v > timeout) {
+      throw new QuiesceOptionError(name, `at most \`timeout\` (${timeout} ms): it cannot outlast the drain's deadline`, value)
+    }
+    return Math.min(v, timeout)
+  }
   return Object.freeze({
     timeout,
     signals: sigs,
-    readinessDelay: ms('readinessDelay', o.readinessDelay, 0),
-    idleGrace: ms('idleGrace', o.idleGrace, 50),
+    readinessDelay: within('readinessDelay', o.readinessDelay, 0),
+    idleGrace: within('idleGrace', o.idleGrace, 50),
     headerGrace: ms('headerGrace', o.headerGrace, 500),
     linger: ms('linger', o.linger, 500),
-    abortGrace: ms('abortGrace', o.abortGrace, 100),
+    abortGrace: within('abortGrace', o.abortGrace, 100),
     duringDrain,
     retryAfter: ms('retryAfter', o.retryAfter, 1),
     logger: logger(o.logger),

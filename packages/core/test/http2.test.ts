@@ -326,7 +326,8 @@ describe('HTTP/2 (h2c)', () => {
     await app.log.waitRan('GET /never')
     const report = await app.g.shutdown()
     expect(await pending).toMatchObject({ status: 200, body: 'aborted' })
-    expect(report.timedOut).toBe(true)
+    // the abort comes abortGrace before the deadline: answered then, nothing is left for it
+    expect(report).toMatchObject({ ok: true, timedOut: false })
     expect(report.forced.filter((f) => f.kind === 'request' || f.kind === 'session')).toEqual([])
   })
 

@@ -288,7 +288,9 @@ export function liveness(_request: FastifyRequest, reply: FastifyReply): void {
  */
 function drainLogger(target: Logger, listened: () => boolean): Logger {
   // not a logger: passed on as is, for the core to answer with its TypeError (D14)
-  if (typeof target !== 'object' || target === null || !['info', 'warn', 'error'].every((m) => typeof (target as unknown as Record<string, unknown>)[m] === 'function')) return target
+  const fields = target as unknown as Record<string, unknown> | null
+  if (typeof target !== 'object' || fields === null || !['info', 'warn', 'error'].every((m) => typeof fields[m] === 'function')) return target
+  if (fields.flush !== undefined && typeof fields.flush !== 'function') return target
   return {
     info: (m) => { if (listened()) target.info(m) },
     warn: (m) => target.warn(m),

@@ -28,10 +28,11 @@ import type {
   Stats,
 } from '../types.js'
 import { runHooksInOrder, runHooksTogether, type HookEntry } from './hooks.js'
-import { coordinator, EXIT_RESERVE } from './process.js'
+import { coordinator, EXIT_RESERVE, type Coordinated } from './process.js'
 import { errorStack, progressLine, reportLine } from './report.js'
 import { assertServer, closeListenerOnly, formatAddress } from './servers.js'
-import { setCloseMarker, Tracker } from './tracker.js'
+import { setCloseMarker } from './node.js'
+import { Tracker } from './tracker.js'
 
 const now = (): number => performance.now()
 
@@ -74,7 +75,7 @@ interface StartOptions {
  * more servers, the hooks, and the report. Every package's `graceful()` returns one of these
  * (Express and Koa wrap it in their middleware function, Fastify decorates it).
  */
-export class GracefulController implements Controller {
+export class GracefulController implements Controller, Coordinated {
   readonly options: ResolvedOptions
   readonly mode: ControllerMode
   #state: State = 'running'
@@ -147,12 +148,16 @@ export class GracefulController implements Controller {
     return { state: this.#state, connections, idleConnections: idle, requestsInFlight: inFlight, upgradedSockets: upgraded, http2Sessions: sessions }
   }
 
-  /** Tracks one more server with this controller (Express/Koa before the first request, D17; a second listener). */
+  /**
+   * Tracks one more server with this controller (Express/Koa before the first request, D17; a
+   * second listener). A server another controller drains is refused with a TypeError (D20).
+   */
   attach(server: unknown): this {
     assertServer(server)
     if (this.#trackers.has(server)) return this
     if (this.#state === 'closed') throw new ClosedError('attach()')
     const tracker = new Tracker(server, this, { gate: this.mode.gate })
+    if (server.listening) coordinator().register(this)
     this.#trackers.set(server, tracker)
     if (this.isDraining) {
       tracker.startDrain()
@@ -321,7 +326,22 @@ export class GracefulController implements Controller {
 
   callbackFailed(what: string, error: unknown): void {
     this.options.logger?.error(`quiesce: ${what} failed — ${errorStack(error)}`)
-    this.#forced.push({ kind: 'hook', name: what, timedOut: false })
+    this.forced({ kind: 'hook', name: what, timedOut: false })
+  }
+
+  /**
+   * A server closed. Outside a drain (`server.close()`, the test helper) and once every server of
+   * this controller is closed, nothing is left for a signal to drain: the process-wide
+   * coordinator lets go of the controller (D20), until a server listens again.
+   */
+  serverClosed(): void {
+    if (this.isDraining || this.#pause?.mode === 'refuse') return
+    for (const t of this.#trackers.values()) if (!t.closed) return
+    coordinator().unregister(this)
+  }
+
+  serverListening(): void {
+    if (this.#state !== 'closed') coordinator().register(this)
   }
 
   count(event: 'completed' | 'aborted' | 'idleClosed'): void {
@@ -338,7 +358,7 @@ export class GracefulController implements Controller {
   async #drain(o: StartOptions): Promise<ShutdownReport> {
     const t0 = now()
     this.#startedAt = t0
-    const timeout = Math.min(o.timeout ?? this.limits.timeout, this.limits.timeout)
+    const timeout = drainTimeout(o.timeout, this.limits.timeout)
     this.#deadline = t0 + timeout
     this.#state = 'draining'
     this.#drainingController.abort(new DrainingError(o.signal ?? o.reason))
@@ -350,25 +370,27 @@ export class GracefulController implements Controller {
 
     for (const t of this.#trackers.values()) t.startDrain()
 
-    // deadline (D6) and progress (D18)
+    // deadline (D6): `timeout` is the hard bound. The request signals abort `abortGrace` before
+    // it; at it, whatever is left is destroyed. A second signal does both at once.
     let timedOut = false
     let forcedResolve: () => void = () => {}
     const forcedDone = new Promise<void>((resolve) => { forcedResolve = resolve })
+    const reason = (): Error => new ShutdownDeadlineError(timeout)
+    const abortSignals = (): void => {
+      for (const t of this.#trackers.values()) t.abortInFlight(reason)
+    }
     const force = (): void => {
       if (this.#forceStarted) return
       this.#forceStarted = true
       timedOut = true
-      const reason = (): Error => new ShutdownDeadlineError(timeout)
-      for (const t of this.#trackers.values()) t.abortInFlight(reason)
-      const destroy = (): void => {
-        this.#closeListeners()
-        for (const t of this.#trackers.values()) t.destroyAll()
-        forcedResolve()
-      }
-      if (this.options.abortGrace > 0) setTimeout(destroy, this.options.abortGrace).unref()
-      else destroy()
+      abortSignals()
+      this.#closeListeners()
+      for (const t of this.#trackers.values()) t.destroyAll()
+      forcedResolve()
     }
     this.#forceNow = force
+    const abortTimer = setTimeout(abortSignals, Math.max(0, timeout - this.options.abortGrace))
+    abortTimer.unref()
     const deadlineTimer = setTimeout(force, timeout)
     deadlineTimer.unref()
     const progressTimer = setInterval(() => {
@@ -388,6 +410,7 @@ export class GracefulController implements Controller {
     await Promise.race([Promise.all([...this.#trackers.values()].map((t) => t.whenClosed())), forcedDone])
     // after a force, wait for the servers' close too (destroyed sockets close within a tick), bounded
     if (timedOut) await Promise.race([Promise.all([...this.#trackers.values()].map((t) => t.whenClosed())), delay(1000)])
+    clearTimeout(abortTimer)
     clearTimeout(deadlineTimer)
     clearInterval(progressTimer)
     const drainMs = now() - t0
@@ -410,7 +433,8 @@ export class GracefulController implements Controller {
     const report: ShutdownReport = {
       reason: o.reason,
       ...(o.signal !== undefined ? { signal: o.signal } : {}),
-      ok: forced.length === 0 && !timedOut && hooks.every((h) => h.ok),
+      // idle sockets closed at the deadline are not forced (D1): reaching it with nothing else left is ok
+      ok: forced.length === 0 && hooks.every((h) => h.ok),
       durationMs: Math.round(now() - t0),
       drainMs: Math.round(drainMs),
       timedOut,
@@ -465,6 +489,11 @@ export class GracefulController implements Controller {
     for (const t of this.#trackers.values()) t.abortInFlight(() => new ShutdownDeadlineError(elapsed))
     for (const t of this.#trackers.values()) t.destroyAll()
   }
+}
+
+/** The one place a drain's deadline is computed: a `shutdown({ timeout })` may shorten it, never extend it past the budget (D19). */
+export function drainTimeout(requested: number | undefined, limit: number): number {
+  return Math.min(requested ?? limit, limit)
 }
 
 function addHook(list: HookEntry[], hook: ShutdownHook, options: HookOptions | undefined): () => void {

@@ -1,19 +1,38 @@
 import cluster from 'node:cluster'
 import { isMainThread } from 'node:worker_threads'
-import type { Logger, ShutdownReport } from '../types.js'
-import type { GracefulController } from './controller.js'
+import type { Logger, ShutdownReason, ShutdownReport } from '../types.js'
 import { errorStack } from './report.js'
 
 /**
- * One coordinator per process, shared by every copy of quiesce (ESM, CommonJS, several versions)
- * through a `Symbol.for` key on `globalThis`. Every controller registers with it. It installs the
- * process handlers once, however many controllers exist (D9, D11), and removes them when the last
- * controller is done.
+ * One coordinator per process, shared by every copy of quiesce (ESM and CommonJS of one version)
+ * through a `Symbol.for` key on `globalThis`. Controllers register with it while they have a
+ * server to drain. It installs the process handlers once, however many controllers exist (D9,
+ * D11), and removes them when the last controller is gone.
+ *
+ * The key carries the protocol version: the coordinator of one copy calls into controllers of
+ * another only through `Coordinated` below. Change that interface, change the version.
  */
-const kCoordinator = Symbol.for('quiesce.coordinator.v1')
+const kCoordinator = Symbol.for('quiesce.coordinator.v2')
 
 /** ms kept back from the supervisor's budget for flushing logs and exiting (D9, D19). */
 export const EXIT_RESERVE = 100
+
+/** What the coordinator needs of a controller (protocol v2). */
+export interface Coordinated {
+  readonly options: {
+    readonly signals: readonly string[]
+    readonly fatalErrors: boolean
+    readonly fatalTimeout: number
+    readonly exit: boolean
+    readonly logger: Logger | null
+  }
+  /** The drain's deadline and the hooks' limit after fitting the supervisor's budget (D19). */
+  readonly limits: { readonly timeout: number; readonly hooksTimeout: number; readonly budget: number | null }
+  /** Starts the drain (idempotent). */
+  start(options: { reason: ShutdownReason; signal?: string; timeout?: number }): Promise<ShutdownReport>
+  /** A second signal: the deadline now. */
+  force(): void
+}
 
 /**
  * What `@quiesce/core/cluster`'s primary sends a worker over IPC: drain it as a signal would (the
@@ -27,22 +46,30 @@ function isClusterCommand(message: unknown): message is ClusterCommand {
 }
 
 type Trigger = { kind: 'signal'; signal: string } | { kind: 'fatal'; error: unknown; origin: string }
+type Listener = (...args: unknown[]) => void
 
 export class Coordinator {
-  readonly controllers = new Set<GracefulController>()
+  readonly controllers = new Set<Coordinated>()
   #signalHandlers = new Map<string, () => void>()
   #fatalInstalled = false
   #messagesInstalled = false
   #stopping: Trigger | null = null
+  /** The loggers of the controllers draining: the ones flushed before the exit (D9). */
+  #stoppingLoggers: Logger[] = []
+  /** Other code's handlers of the signal that started the drain, as they were then (D20). */
+  #foreignAtStart: Listener[] = []
   #exitTimer: NodeJS.Timeout | null = null
+  /** A fatal error happened while a signal's drain ran: it still ends in exit 1 (D11). */
+  #fatalDuringDrain = false
 
-  register(controller: GracefulController): void {
+  register(controller: Coordinated): void {
+    if (this.controllers.has(controller)) return
     this.controllers.add(controller)
     this.#sync()
   }
 
-  unregister(controller: GracefulController): void {
-    this.controllers.delete(controller)
+  unregister(controller: Coordinated): void {
+    if (!this.controllers.delete(controller)) return
     if (this.#stopping === null) this.#sync()
   }
 
@@ -77,10 +104,11 @@ export class Coordinator {
       process.removeListener('uncaughtException', this.#onUncaught)
       process.removeListener('unhandledRejection', this.#onUnhandled)
     }
-    // PM2 (D19): its `shutdown` message counts as a signal; so does a node:cluster primary's drain message
-    const ipc = typeof process.send === 'function' && wanted.size > 0
-    const pm2 = ipc && process.env.pm_id !== undefined
-    const clusterWorker = ipc && cluster.isWorker
+    // PM2 (D19): its `shutdown` message counts as a signal. A node:cluster primary's drain message
+    // is heard whatever the `signals` option: it is how rolling restarts reach a worker (D21).
+    const ipc = typeof process.send === 'function'
+    const pm2 = ipc && wanted.size > 0 && process.env.pm_id !== undefined
+    const clusterWorker = ipc && cluster.isWorker && this.controllers.size > 0
     if ((pm2 || clusterWorker) && !this.#messagesInstalled) {
       this.#messagesInstalled = true
       process.on('message', this.#onMessage)
@@ -88,7 +116,7 @@ export class Coordinator {
       // Not in a cluster worker (PM2's cluster mode included): its listen() waits for the primary's answer
       // on this channel with nothing else holding the event loop, so an unref'd channel let new instances
       // exit 0 before listening (seen under `pm2 reload`: the reload then waited for listen_timeout)
-      if (pm2 && !clusterWorker) (process as { channel?: { unref?: () => void } }).channel?.unref?.()
+      if (pm2 && !cluster.isWorker) (process as { channel?: { unref?: () => void } }).channel?.unref?.()
     } else if (!pm2 && !clusterWorker && this.#messagesInstalled) {
       this.#messagesInstalled = false
       process.removeListener('message', this.#onMessage)
@@ -101,21 +129,48 @@ export class Coordinator {
       // `drain` is idempotent: Ctrl+C in a terminal signals the primary and its workers alike, so a
       // worker may be draining already when its primary's message arrives; `force` is a second signal
       if (this.#stopping === null) this.#onSignal('shutdown')
-      if (message.quiesce === 'force') this.#onSignal('shutdown')
+      if (message.quiesce === 'force') this.#force('shutdown')
     }
   }
 
   #onSignal(signal: string): void {
     if (this.#stopping !== null) {
-      // a second signal forces at once (D9)
-      this.#log((l) => l.warn(`quiesce: ${signal} again — forcing the shutdown now`))
-      for (const c of this.controllers) c.force()
+      if (this.#resentByOtherCode(signal)) {
+        this.#log((l) => l.info(`quiesce: ${signal} again, re-sent by the handler that took the first one; the drain goes on`))
+        return
+      }
+      this.#force(signal)
       return
     }
     const involved = [...this.controllers].filter((c) => signal === 'shutdown' || c.options.signals.includes(signal))
     if (involved.length === 0) return
+    this.#foreignAtStart = signal === 'shutdown' ? [] : this.#foreignHandlers(signal)
     this.#stopping = { kind: 'signal', signal }
     void this.#stopAll(involved, { kind: 'signal', signal })
+  }
+
+  /** A second signal forces at once (D9). */
+  #force(signal: string): void {
+    this.#log((l) => l.warn(`quiesce: ${signal} again — forcing the shutdown now`))
+    for (const c of this.controllers) c.force()
+  }
+
+  /**
+   * D20: NestJS's `enableShutdownHooks()`, Apollo's `stopOnTerminationSignals` and others close
+   * their part on the first signal, remove their own handler and send the same signal to their
+   * own process, expecting it to end. quiesce's handler is still there, so that signal arrives
+   * here: when every other handler present at the first signal has removed itself since, it is
+   * that re-send — not a person's second Ctrl+C — and the drain goes on to its own exit.
+   */
+  #resentByOtherCode(signal: string): boolean {
+    if (this.#stopping?.kind !== 'signal' || this.#stopping.signal !== signal || this.#foreignAtStart.length === 0) return false
+    const now = new Set(this.#foreignHandlers(signal))
+    return this.#foreignAtStart.every((l) => !now.has(l))
+  }
+
+  #foreignHandlers(signal: string): Listener[] {
+    const ours = this.#signalHandlers.get(signal)
+    return (process.listeners(signal as NodeJS.Signals) as Listener[]).filter((l) => l !== ours)
   }
 
   #onUncaught = (error: unknown, origin: string): void => {
@@ -129,15 +184,21 @@ export class Coordinator {
   /** D11: log it, drain the others under a short deadline, run the hooks, exit 1. */
   #onFatal(error: unknown, origin: string): void {
     this.#log((l) => l.error(`quiesce: ${origin} — draining and exiting 1: ${errorStack(error)}`), true)
-    if (this.#stopping !== null) return
+    if (this.#stopping !== null) {
+      this.#fatalDuringDrain = true
+      if (this.#exitTimer === null) this.#armFinalLimit([...this.controllers], { kind: 'fatal', error, origin })
+      return
+    }
     const involved = [...this.controllers].filter((c) => c.options.fatalErrors)
     if (involved.length === 0) return
     this.#stopping = { kind: 'fatal', error, origin }
     void this.#stopAll(involved, this.#stopping)
   }
 
-  async #stopAll(controllers: GracefulController[], trigger: Trigger): Promise<void> {
-    const exit = controllers.every((c) => c.options.exit)
+  async #stopAll(controllers: Coordinated[], trigger: Trigger): Promise<void> {
+    // a fatal error always ends the process (D11): a process must never keep running, closed
+    const exit = trigger.kind === 'fatal' || controllers.every((c) => c.options.exit)
+    this.#stoppingLoggers = loggersOf(controllers)
     if (exit) this.#armFinalLimit(controllers, trigger)
     const reports = await Promise.all(
       controllers.map((c) =>
@@ -146,56 +207,65 @@ export class Coordinator {
           : c.start({ reason: 'fatal', timeout: c.options.fatalTimeout }),
       ),
     )
-    if (!exit) {
+    if (!exit && !this.#fatalDuringDrain) {
       this.#stopping = null
+      this.#foreignAtStart = []
       this.#sync()
       return
     }
-    const code = trigger.kind === 'fatal' || reports.some((r: ShutdownReport) => !r.ok) ? 1 : 0
-    await this.#flushAndExit(code)
+    const code = trigger.kind === 'fatal' || this.#fatalDuringDrain || reports.some((r: ShutdownReport) => !r.ok) ? 1 : 0
+    await flushAndExit(code, this.#stoppingLoggers)
   }
 
   /** Whatever happens (a hung hook past its limit, a handle that never closes), the process goes. */
-  #armFinalLimit(controllers: GracefulController[], trigger: Trigger): void {
+  #armFinalLimit(controllers: Coordinated[], trigger: Trigger): void {
     let limit = 0
     for (const c of controllers) {
       const timeout = trigger.kind === 'fatal' ? Math.min(c.options.fatalTimeout, c.limits.timeout) : c.limits.timeout
-      const total = timeout + c.options.abortGrace + c.limits.hooksTimeout
+      const total = timeout + c.limits.hooksTimeout
       limit = Math.max(limit, c.limits.budget !== null ? Math.min(total, c.limits.budget - EXIT_RESERVE) : total + 1000)
     }
     this.#exitTimer = setTimeout(() => {
       this.#log((l) => l.error(`quiesce: shutdown did not finish within its final limit of ${limit} ms; exiting 1`), true)
-      void this.#flushAndExit(1)
-    }, limit)
+      void flushAndExit(1, this.#stoppingLoggers)
+    }, Math.min(limit, 2 ** 31 - 1))
     this.#exitTimer.unref()
   }
 
-  /** D9: the last lines reach the pipe before the exit (bounded). */
-  async #flushAndExit(code: number): Promise<void> {
-    const loggers = new Set<Logger>()
-    for (const c of this.controllers) if (c.options.logger) loggers.add(c.options.logger)
-    const flushes: Array<Promise<void>> = []
-    for (const l of loggers) {
-      if (typeof l.flush === 'function') flushes.push(new Promise((resolve) => { try { l.flush?.(() => resolve()) } catch { resolve() } }))
-    }
-    for (const stream of [process.stdout, process.stderr]) {
-      flushes.push(new Promise((resolve) => {
-        if (!stream.writable) return resolve()
-        stream.write('', () => resolve())
-      }))
-    }
-    await Promise.race([Promise.all(flushes), new Promise((resolve) => setTimeout(resolve, EXIT_RESERVE).unref())])
-    process.exit(code)
-  }
-
   #log(fn: (l: Logger) => void, fallbackToConsole = false): void {
-    const loggers = new Set<Logger>()
-    for (const c of this.controllers) if (c.options.logger) loggers.add(c.options.logger)
-    if (loggers.size === 0 && fallbackToConsole) loggers.add(console)
-    for (const l of loggers) {
+    const loggers = this.#stopping !== null ? this.#stoppingLoggers : loggersOf(this.controllers)
+    const targets = loggers.length === 0 && fallbackToConsole ? [console] : loggers
+    for (const l of targets) {
       try { fn(l) } catch { /* a broken logger must not stop the shutdown */ }
     }
   }
+}
+
+function loggersOf(controllers: Iterable<Coordinated>): Logger[] {
+  const loggers = new Set<Logger>()
+  for (const c of controllers) if (c.options.logger) loggers.add(c.options.logger)
+  return [...loggers]
+}
+
+/**
+ * D9: the last lines reach the pipe before the exit — each logger's `flush(cb)` (pino's) awaited,
+ * then stdout and stderr — bounded by EXIT_RESERVE, whatever keeps the event loop alive.
+ */
+export async function flushAndExit(code: number, loggers: readonly Logger[]): Promise<void> {
+  const flushes: Array<Promise<void>> = []
+  for (const l of loggers) {
+    if (typeof l.flush !== 'function') continue
+    flushes.push(new Promise((resolve) => {
+      try { l.flush?.(() => resolve()) } catch { resolve() }
+    }))
+  }
+  await Promise.race([Promise.all(flushes), new Promise((resolve) => setTimeout(resolve, EXIT_RESERVE).unref())])
+  const streams = [process.stdout, process.stderr].map((stream) => new Promise<void>((resolve) => {
+    if (!stream.writable) return resolve()
+    stream.write('', () => resolve())
+  }))
+  await Promise.race([Promise.all(streams), new Promise((resolve) => setTimeout(resolve, EXIT_RESERVE).unref())])
+  process.exit(code)
 }
 
 export function coordinator(): Coordinator {

@@ -4,22 +4,36 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Http2ServerRequest, Http2ServerResponse, Http2Session, ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { ClientClosedError } from '../errors.js'
+import { ClientClosedError, QuiesceOptionError, ResponseDestroyedError } from '../errors.js'
 import type { ResolvedOptions } from '../options.js'
 import type { AnyServer, ForcedItem } from '../types.js'
+import { captureRejections, hasCloseMarker, isUpgraded, rawSocketOf, restoreRejections, setCloseMarker } from './node.js'
 import { closeListener, closeListenerOnly, remoteOf, serverKind, type ServerKind } from './servers.js'
 import { abortRequestSignal, streamCutShort } from './signal.js'
+
+export { hasCloseMarker, setCloseMarker }
 
 /** Per-socket bookkeeping lives on the socket under these keys: no WeakMap lookups on the request path. */
 export const kSocketState = Symbol.for('quiesce.socket')
 export const kSessionState = Symbol.for('quiesce.session')
+/** The live tracker of a server. `Symbol.for`: a second controller, or a second copy of quiesce, sees it (D20). */
+const kTracker = Symbol.for('quiesce.tracker')
+/** An own `emit` the server had before quiesce's (another library's wrapper): dispatch goes through it. */
+const kEmitBase = Symbol.for('quiesce.emit-base')
 /** Marks a response whose request must not reach its handler (it arrived after the close was announced). */
 const kRefused = Symbol.for('quiesce.refused')
+const kRejection = Symbol.for('nodejs.rejection')
 
 const now = (): number => performance.now()
 const GOAWAY_ALL = 2 ** 31 - 1
 /** A reuse within this many ms of the previous answer marks a busy client (D1); longer is think time. */
 const REUSE_WINDOW = 150
+/**
+ * A sweep whose check-phase callback runs this many ms after it was queued followed a stall (a
+ * long callback earlier in the same check phase): a next request that arrived meanwhile is still
+ * unread in the kernel, so idle sockets wait for one more poll phase (D1).
+ */
+const LATE_SWEEP = 10
 
 /**
  * D1's quiet time for one socket: `idleGrace`, or, for a busy client (one that reused this socket
@@ -29,27 +43,6 @@ const REUSE_WINDOW = 150
  */
 function idleGraceOf(state: { reuseGap: number }, idleGrace: number): number {
   return Math.max(idleGrace, 3 * state.reuseGap)
-}
-
-/**
- * The close marker. Node's own switch for `maxRequestsPerSocket` (public field since 16.10):
- * it writes `Connection: close` on this response WITHOUT Node closing the socket afterwards, so
- * quiesce closes it itself, gracefully (FIN + linger, D2), once every dispatched request on it
- * was answered. `shouldKeepAlive = false` would make Node destroy the socket right after. Same on
- * Node 20, 22, 24 and 26; the conformance suite pins the bytes on each.
- */
-type Markable = { maxRequestsOnConnectionReached?: boolean; headersSent: boolean; [kOwnMarker]?: boolean }
-/**
- * Node sets the same field itself on the last response `maxRequestsPerSocket` allows, and then
- * keeps the socket open to answer further requests 503: that socket is not quiesce's to close.
- */
-const kOwnMarker = Symbol.for('quiesce.close-marker')
-export function setCloseMarker(res: object, on: boolean): void {
-  ;(res as Markable).maxRequestsOnConnectionReached = on
-  ;(res as Markable)[kOwnMarker] = on
-}
-export function hasCloseMarker(res: object): boolean {
-  return (res as Markable)[kOwnMarker] === true && (res as Markable).maxRequestsOnConnectionReached === true
 }
 
 interface SocketState {
@@ -75,6 +68,8 @@ interface SocketState {
   lingerUntil: number
   /** `closeUpgraded` was called for this socket. */
   upgradeNotified: boolean
+  /** quiesce destroyed it at the deadline: its unfinished requests were cut, not left by their client. */
+  forced: boolean
 }
 
 interface SessionState {
@@ -88,9 +83,11 @@ interface SessionState {
   acked: boolean
 }
 
-type H1Socket = Socket & { [kSocketState]?: SocketState; parser?: unknown }
+type H1Socket = Socket & { [kSocketState]?: SocketState }
 type TrackedSession = Http2Session & { [kSessionState]?: SessionState }
 type MaybeRefused = { [kRefused]?: true }
+type Emit = (this: unknown, event: string | symbol, ...args: unknown[]) => boolean
+type Dispatching = AnyServer & { [kTracker]?: Tracker; [kEmitBase]?: Emit; [kRejection]?: unknown }
 /** When a tracked response's request started: for the report's age of a forced request (D6). */
 const kStartedAt = Symbol('quiesce.started-at')
 type StartedResponse = ServerResponse & { [kStartedAt]?: number }
@@ -107,14 +104,61 @@ export interface TrackerHost {
   /** The gate: run the handler (true), don't (false: answered or refused), or wait. */
   admit(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): boolean | Promise<boolean>
   handlerFailed(error: unknown, req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void
+  /** The server emitted 'close' / 'listening' (D20: a controller whose servers closed is released). */
+  serverClosed(): void
+  serverListening(): void
 }
 
 export interface TrackerOptions {
-  /** Own the server's 'request' listeners, so the gate runs before them (bare Node). */
+  /** Run the gate (pause, reject, 500 on a handler's error) before the app's 'request' listeners (bare Node). */
   gate: boolean
 }
 
-type RequestListener = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => unknown
+type AnyRequest = IncomingMessage | Http2ServerRequest
+type AnyResponse = ServerResponse | Http2ServerResponse
+
+/** Node's request events: 'request', and the two it emits instead for `Expect:` requests (D21). */
+function isRequestEvent(event: string | symbol): boolean {
+  return event === 'request' || event === 'checkContinue' || event === 'checkExpectation'
+}
+
+/** The emit a server would use without quiesce: an own one set before us, else its class's (read at call time). */
+function baseEmit(server: Dispatching): Emit {
+  return server[kEmitBase] ?? (Object.getPrototypeOf(server) as { emit: Emit }).emit
+}
+
+/**
+ * quiesce's place in Node's own dispatch (D20). Node announces each request with
+ * `server.emit('request' | 'checkContinue' | 'checkExpectation', req, res)`; this own `emit`
+ * tracks it and, on bare Node, runs the gate, then hands the event to the server's usual emit —
+ * so the app's listeners stay the app's: added, prepended, removed, `once`, swapped or taken over
+ * (socket.io) at any time, they run exactly as they would without quiesce. Every other event
+ * passes straight through. With no live tracker (detached) it is a plain pass-through.
+ */
+function dispatchingEmit(this: Dispatching, event: string | symbol, req?: unknown, res?: unknown): boolean {
+  const tracker = this[kTracker]
+  if (tracker !== undefined && isRequestEvent(event)) return tracker.dispatch(event, req as AnyRequest, res as AnyResponse)
+  // biome-ignore lint/style/noArguments: every argument passes through, without an array per event
+  return Reflect.apply(baseEmit(this), this, arguments) as boolean
+}
+
+/** D20: a second controller on one server would track every socket twice; the second is refused at its call. */
+export function assertUndrained(server: object): void {
+  if ((server as Dispatching)[kTracker] !== undefined) {
+    throw new QuiesceOptionError('server', 'a server no other quiesce controller drains (one graceful() per server: keep the controller the first call returned)', server)
+  }
+}
+
+/** A rejected promise from an async 'request' listener (captured, see `captureRejections`): answered 500 (D11). */
+function onListenerRejection(this: Dispatching, error: unknown, event: string | symbol, req?: unknown, res?: unknown): void {
+  const tracker = this[kTracker]
+  if (tracker !== undefined && isRequestEvent(event)) {
+    tracker.host.handlerFailed(error, req as AnyRequest, res as AnyResponse)
+    return
+  }
+  // any other event: what it would have been without the capture, an unhandled rejection
+  void Promise.reject(error)
+}
 
 /**
  * Tracks one server's connections and requests, and drains them (D1–D7, D12).
@@ -129,8 +173,8 @@ export class Tracker {
   readonly host: TrackerHost
   /** HTTP/1 sockets (the TLS socket on https servers). */
   readonly sockets = new Set<H1Socket>()
-  /** TLS servers: raw sockets whose handshake has not completed, by remote address. */
-  readonly handshakes = new Map<string, Socket>()
+  /** TLS servers: raw sockets whose handshake has not completed. */
+  readonly handshakes = new Set<Socket>()
   readonly sessions = new Set<TrackedSession>()
   /** HTTP/1 requests in flight, across the tracked sockets. */
   inflightCount = 0
@@ -143,24 +187,31 @@ export class Tracker {
   untracked = false
 
   #gate: boolean
-  #handlers: RequestListener[] = []
   #sweepTimer: NodeJS.Timeout | null = null
   #nextSweepAt = Infinity
   #closedWaiters: Array<() => void> = []
   #nodeIdleCloseHeld = false
   #ownIdleClose: PropertyDescriptor | undefined
+  #ownEmit: PropertyDescriptor | undefined
+  #rejectionsBefore: boolean | null = null
   #detached = false
   /** When this tracker's drain started (0: not draining). */
   #drainStartedAt = 0
 
+  /** The live tracker of `server`, if a controller drains it (D20: one per server). */
+  static of(server: object): Tracker | undefined {
+    return (server as Dispatching)[kTracker]
+  }
+
   constructor(server: AnyServer, host: TrackerHost, options: TrackerOptions) {
+    assertUndrained(server)
+    const s = server as Dispatching & http.Server
     this.server = server
     this.kind = serverKind(server) as ServerKind
     this.host = host
     this.#gate = options.gate
     this.closed = !server.listening
 
-    const s = server as http.Server
     s.on('listening', this.#onListening)
     s.on('close', this.#onClose)
     if (this.kind === 'http') {
@@ -173,20 +224,13 @@ export class Tracker {
       s.on('session', this.#onSession)
       s.on('stream', this.#onStream)
     }
-    if ((this.kind === 'h2' || this.kind === 'h2c') && s.listenerCount('request') === 0) {
-      // HTTP/2 through the stream API: a 'request' listener would switch on Node's compatibility
-      // layer (a second handler for every stream), so none is added; streams are tracked through
-      // 'stream', and pause()/duringDrain: 'reject' cannot stop them (the README says so)
-      this.#gate = false
-    } else if (this.#gate) {
-      for (const handler of s.listeners('request') as RequestListener[]) {
-        s.removeListener('request', handler)
-        this.#handlers.push(handler)
-      }
-      s.on('request', this.#dispatch)
-      s.on('newListener', this.#onNewListener)
-    } else if (this.kind === 'http' || this.kind === 'https' || s.listenerCount('request') > 0) {
-      s.prependListener('request', this.#track)
+    s[kTracker] = this
+    this.#ownEmit = Object.getOwnPropertyDescriptor(s, 'emit')
+    if (this.#ownEmit !== undefined && typeof this.#ownEmit.value === 'function') s[kEmitBase] = this.#ownEmit.value as Emit
+    ;(s as unknown as { emit: Emit }).emit = dispatchingEmit as Emit
+    if (this.#gate) {
+      this.#rejectionsBefore = captureRejections(s)
+      s[kRejection] = onListenerRejection
     }
     // Sockets accepted before now are unknown to us (D17). Node counts them only asynchronously,
     // so assume some exist until the count says otherwise.
@@ -202,7 +246,7 @@ export class Tracker {
   detach(): void {
     if (this.#detached) return
     this.#detached = true
-    const s = this.server as http.Server
+    const s = this.server as Dispatching & http.Server
     s.removeListener('listening', this.#onListening)
     s.removeListener('close', this.#onClose)
     s.removeListener('connection', this.#onConnection)
@@ -210,12 +254,16 @@ export class Tracker {
     s.removeListener('secureConnection', this.#onSecureConnection)
     s.removeListener('session', this.#onSession)
     s.removeListener('stream', this.#onStream)
-    s.removeListener('request', this.#track)
+    if (s[kTracker] === this) delete s[kTracker]
+    // another library may have wrapped our emit since: then ours stays, as a pass-through
+    if ((s as unknown as { emit: unknown }).emit === dispatchingEmit) {
+      if (this.#ownEmit !== undefined) Object.defineProperty(s, 'emit', this.#ownEmit)
+      else delete (s as unknown as { emit?: unknown }).emit
+      delete s[kEmitBase]
+    }
     if (this.#gate) {
-      s.removeListener('newListener', this.#onNewListener)
-      s.removeListener('request', this.#dispatch)
-      for (const handler of this.#handlers) s.on('request', handler)
-      this.#handlers = []
+      if (s[kRejection] === onListenerRejection) delete s[kRejection]
+      restoreRejections(s, this.#rejectionsBefore)
     }
     this.releaseNodeIdleClose()
     this.#clearSweep()
@@ -226,6 +274,7 @@ export class Tracker {
   #onListening = (): void => {
     this.closed = false
     this.listenerClosedAt = 0
+    this.host.serverListening()
   }
 
   #onClose = (): void => {
@@ -234,6 +283,7 @@ export class Tracker {
     const waiters = this.#closedWaiters
     this.#closedWaiters = []
     for (const w of waiters) w()
+    this.host.serverClosed()
   }
 
   /** Resolves when the server has emitted `close` (or is closed already). */
@@ -261,6 +311,7 @@ export class Tracker {
       reuseGap: 0,
       lingerUntil: 0,
       upgradeNotified: false,
+      forced: false,
     }
     socket[kSocketState] = state
     this.sockets.add(socket)
@@ -271,28 +322,31 @@ export class Tracker {
   }
 
   #onRawConnection = (raw: Socket): void => {
-    const key = remoteOf(raw)
-    this.handshakes.set(key, raw)
-    raw.once('close', () => {
-      if (this.handshakes.get(key) === raw) this.handshakes.delete(key)
-    })
+    // by socket, not by remote address: every client of a Unix socket is 'unknown' (D21)
+    this.handshakes.add(raw)
+    raw.once('close', () => this.handshakes.delete(raw))
     if (this.listenerClosedAt !== 0) this.#scheduleSweep(now() + this.host.options.headerGrace)
   }
 
   #onSecureConnection = (tlsSocket: Socket & { alpnProtocol?: string | false }): void => {
-    this.handshakes.delete(remoteOf(tlsSocket))
+    const raw = rawSocketOf(tlsSocket)
+    if (raw !== null) this.handshakes.delete(raw)
     if (this.kind === 'h2' && tlsSocket.alpnProtocol === 'h2') return // an HTTP/2 session: tracked by 'session'
     this.#adopt(tlsSocket as H1Socket)
   }
 
   // ── HTTP/1 requests ──────────────────────────────────────────────────────
 
-  /** Runs before any handler (prepended, or inside the gate): counting and the close marker. */
-  #track = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void => {
-    if (req.httpVersionMajor === 2) return // HTTP/2: counted per stream
+  /**
+   * Runs before any handler: counting and the close marker. False when this response is tracked
+   * already (an app's 'checkContinue' listener that emits 'request' for the same request).
+   */
+  #track(req: AnyRequest, res: AnyResponse): boolean {
+    if (req.httpVersionMajor === 2) return true // HTTP/2: counted per stream
+    const h1res = res as StartedResponse
+    if (h1res[kStartedAt] !== undefined) return false
     const socket = req.socket as H1Socket
     const state = socket[kSocketState] ?? this.#adopt(socket)
-    const h1res = res as ServerResponse
     const prev = state.lastRes
     // A request that arrives after our FIN can never be answered on this socket: its handler
     // must not run (D2). Until the FIN, every dispatched request is served and answered, even
@@ -301,7 +355,8 @@ export class Tracker {
     // closes only after the last one.
     if (state.lingerUntil !== 0) {
       ;(h1res as MaybeRefused)[kRefused] = true
-      return
+      h1res[kStartedAt] = now()
+      return true
     }
     const t = now()
     // a client that reuses its socket at once is a busy one: remember how fast it is, so
@@ -323,22 +378,24 @@ export class Tracker {
       if (prev !== null && !prev.headersSent) setCloseMarker(prev, false)
       setCloseMarker(h1res, true)
     }
+    return true
   }
 
   /** A request that started before quiesce attached to its server (Express/Koa's first request). */
   adoptRequest(req: IncomingMessage, res: ServerResponse): void {
-    const state = (req.socket as H1Socket)[kSocketState]
-    if (state === undefined || !state.responses.includes(res)) this.#track(req, res)
+    this.#track(req, res)
   }
 
   /** The response closed (finished, or its client left). `this` is the response: no closure per request. */
   responseClosed(res: ServerResponse, socket: H1Socket, state: SocketState): void {
     const responses = state.responses
-    // responses close in order; one whose client left may close out of turn
+    // responses close in order; one whose client left may close out of turn; one finalised at
+    // its socket's close (pipelined, see socketClosed) closes no more
     if (responses[0] === res) responses.shift()
     else {
       const i = responses.indexOf(res)
-      if (i !== -1) responses.splice(i, 1)
+      if (i === -1) return
+      responses.splice(i, 1)
     }
     this.inflightCount--
     state.pending--
@@ -349,8 +406,15 @@ export class Tracker {
     state.quietSince = t
     state.bytesMark = socket.bytesRead
     if (!res.writableFinished) {
-      abortRequestSignal(res.req, clientClosed)
-      if (draining) this.host.count('aborted')
+      // the client left (its FIN or RST), or quiesce cut it at the deadline; else the server
+      // itself destroyed the response (a handler's res.destroy(), a server timeout)
+      const clientLeft = socket.readableEnded || socket.errored != null
+      if (clientLeft || state.forced) {
+        abortRequestSignal(res.req, clientClosed)
+        if (draining) this.host.count('aborted')
+      } else {
+        abortRequestSignal(res.req, responseDestroyed)
+      }
       return
     }
     if (draining) this.host.count('completed')
@@ -359,6 +423,16 @@ export class Tracker {
       if (hasCloseMarker(res)) this.closeGracefully(socket, state)
       else if (this.listenerClosedAt !== 0) this.#scheduleSweep(t + idleGraceOf(state, this.host.options.idleGrace))
     }
+  }
+
+  /**
+   * The socket closed: responses still queued behind the first (HTTP/1.1 pipelining) never emit
+   * 'close' of their own, so they end here — signal aborted, no longer counted (D10, D21).
+   */
+  socketClosed(socket: H1Socket, state: SocketState): void {
+    this.sockets.delete(socket)
+    if (state.responses.length === 0) return
+    for (const res of [...state.responses]) this.responseClosed(res, socket, state)
   }
 
   static refused(res: object): boolean {
@@ -373,51 +447,33 @@ export class Tracker {
     this.#scheduleSweep(state.lingerUntil)
   }
 
-  // ── the gate (bare Node) ─────────────────────────────────────────────────
+  // ── dispatch (see dispatchingEmit) ───────────────────────────────────────
 
-  #dispatch = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void => {
-    this.#track(req, res)
-    if (Tracker.refused(res)) return
+  /** One request event from Node: tracked, gated on bare Node, then handed to the app's listeners. */
+  dispatch(event: string | symbol, req: AnyRequest, res: AnyResponse): boolean {
+    const server = this.server as Dispatching
+    const base = baseEmit(server)
+    if (!this.#track(req, res) || !this.#gate) return base.call(server, event, req, res)
+    if (Tracker.refused(res)) return true
     const verdict = this.host.admit(req, res)
-    if (verdict === true) this.#run(req, res)
-    else if (verdict !== false) verdict.then((ok) => { if (ok) this.#run(req, res) }, (err: unknown) => this.host.handlerFailed(err, req, res))
+    if (verdict === true) return this.#emit(base, event, req, res)
+    if (verdict !== false) {
+      verdict.then(
+        (ok) => { if (ok) this.#emit(baseEmit(server), event, req, res) },
+        (err: unknown) => this.host.handlerFailed(err, req, res),
+      )
+    }
+    return true
   }
 
-  #run(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void {
-    const handlers = this.#handlers
-    if (handlers.length === 1) {
-      // the common case: one handler (http.createServer(handler)), no loop
-      try {
-        const result = (handlers[0] as RequestListener).call(this.server, req, res) as { then?: unknown } | undefined
-        if (result !== undefined && result !== null && typeof result.then === 'function') {
-          ;(result as Promise<unknown>).then(undefined, (err: unknown) => this.host.handlerFailed(err, req, res))
-        }
-      } catch (err) {
-        this.host.handlerFailed(err, req, res)
-      }
-      return
+  /** A listener that throws answers its request 500 (D11); a rejected promise comes back through onListenerRejection. */
+  #emit(base: Emit, event: string | symbol, req: AnyRequest, res: AnyResponse): boolean {
+    try {
+      return base.call(this.server, event, req, res)
+    } catch (err) {
+      this.host.handlerFailed(err, req, res)
+      return true
     }
-    for (let i = 0; i < handlers.length; i++) {
-      try {
-        const result = (handlers[i] as RequestListener).call(this.server, req, res) as { then?: unknown } | undefined
-        if (result !== undefined && result !== null && typeof result.then === 'function') {
-          ;(result as Promise<unknown>).then(undefined, (err: unknown) => this.host.handlerFailed(err, req, res))
-        }
-      } catch (err) {
-        this.host.handlerFailed(err, req, res)
-      }
-    }
-  }
-
-  /** A 'request' listener added after attach goes behind the gate too (moved before any request can reach it). */
-  #onNewListener = (event: string | symbol, listener: RequestListener): void => {
-    if (event !== 'request' || listener === this.#dispatch) return
-    queueMicrotask(() => {
-      const s = this.server as http.Server
-      if (this.#detached || !s.listeners('request').includes(listener)) return
-      s.removeListener('request', listener)
-      this.#handlers.push(listener)
-    })
   }
 
   // ── HTTP/2 ───────────────────────────────────────────────────────────────
@@ -508,6 +564,9 @@ export class Tracker {
 
   /** Draining starts (D4 announce): close markers on in-flight HTTP/1 responses, first GOAWAY on sessions. */
   startDrain(): void {
+    // other code may close the server meanwhile (a framework's close, NestJS, socket.io's
+    // io.close()): Node's immediate idle close would race clients reusing a socket (D1, D20)
+    this.holdNodeIdleClose()
     for (const socket of this.sockets) {
       const state = socket[kSocketState]
       const res = state?.lastRes
@@ -548,7 +607,7 @@ export class Tracker {
    * until the drain ends.
    */
   holdNodeIdleClose(): void {
-    if (this.#nodeIdleCloseHeld || this.kind === 'h2c') return
+    if (this.#nodeIdleCloseHeld || (this.kind !== 'http' && this.kind !== 'https')) return
     this.#nodeIdleCloseHeld = true
     // a user's own wrapper (an own property) is put back afterwards, not deleted
     this.#ownIdleClose = Object.getOwnPropertyDescriptor(this.server, 'closeIdleConnections')
@@ -582,7 +641,7 @@ export class Tracker {
    * request has arrived"). So the sweep runs in the check phase, after a poll has read it.
    */
   #sweepAfterPoll = (): void => {
-    setImmediate(this.#sweep)
+    setImmediate(this.#sweep, now(), false)
   }
 
   #clearSweep(): void {
@@ -592,11 +651,18 @@ export class Tracker {
   }
 
   /** One walk over the tracked sockets: whatever is due is closed, the next due time is scheduled. O(N). */
-  #sweep = (): void => {
+  #sweep = (queuedAt: number, deferred: boolean): void => {
+    if (this.#detached) return
+    const t = now()
+    // a stall earlier in this check phase (200 ms of user work in another setImmediate) leaves a
+    // next request that arrived meanwhile unread: one more poll phase reads it first (D1)
+    if (!deferred && t - queuedAt > LATE_SWEEP) {
+      setImmediate(this.#sweep, t, true)
+      return
+    }
     this.#sweepTimer = null
     this.#nextSweepAt = Infinity
     const o = this.host.options
-    const t = now()
     let next = Infinity
     const closing = this.listenerClosedAt !== 0
     // some socket of ours is inside its idle grace or linger: Node's idle close would cut it
@@ -616,7 +682,7 @@ export class Tracker {
         continue
       }
       if (!closing) continue
-      if (socket.parser === null) {
+      if (isUpgraded(socket)) {
         this.#notifyUpgraded(socket, state)
         continue
       }
@@ -665,7 +731,7 @@ export class Tracker {
       }
     }
     if (closing) {
-      for (const raw of this.handshakes.values()) {
+      for (const raw of this.handshakes) {
         const until = this.listenerClosedAt + o.headerGrace
         if (t >= until) raw.destroy()
         else next = Math.min(next, until)
@@ -720,7 +786,8 @@ export class Tracker {
     for (const socket of this.sockets) {
       if (socket.destroyed) continue
       const state = socket[kSocketState] as SocketState
-      if (socket.parser === null) {
+      state.forced = true
+      if (isUpgraded(socket)) {
         this.host.forced({ kind: 'socket', type: 'upgraded', remote: remoteOf(socket) })
       } else if (state.pending > 0) {
         this.host.forced({ kind: 'socket', type: 'http1', remote: remoteOf(socket) })
@@ -729,7 +796,7 @@ export class Tracker {
       }
       socket.destroy()
     }
-    for (const raw of this.handshakes.values()) {
+    for (const raw of this.handshakes) {
       this.host.forced({ kind: 'socket', type: 'tls-handshake', remote: remoteOf(raw) })
       raw.destroy()
     }
@@ -761,7 +828,7 @@ export class Tracker {
       if (socket.destroyed) continue
       open++
       const state = socket[kSocketState] as SocketState
-      if (socket.parser === null) upgraded++
+      if (isUpgraded(socket)) upgraded++
       else if (state.pending === 0 && state.requests > 0 && state.lingerUntil === 0 && socket.bytesRead === state.bytesMark) idle++
     }
     // a destroyed session emits 'close' a tick after the server's own 'close': not open any more
@@ -778,10 +845,12 @@ interface StreamInfo {
 
 /** Shared 'close' listener of every tracked socket: `this` is the socket. */
 function onSocketClose(this: H1Socket): void {
-  this[kSocketState]?.tracker.sockets.delete(this)
+  const state = this[kSocketState]
+  state?.tracker.socketClosed(this, state)
 }
 
 const clientClosed = (): Error => new ClientClosedError()
+const responseDestroyed = (): Error => new ResponseDestroyedError()
 
 /** Shared 'close' listener of every tracked HTTP/1 response: `this` is the response. */
 function onResponseClose(this: ServerResponse): void {
