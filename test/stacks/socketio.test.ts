@@ -37,7 +37,7 @@ describe('socket.io 4', () => {
     const sockets: Socket[] = []
     try {
       const { marks: m, exit, extra } = await drain('socketio.mjs', {
-        env: order === 'before' ? { IO_FIRST: '1' } : {},
+        ...(order === 'before' ? { env: { IO_FIRST: '1' } } : {}),
         before: async (port, child) => {
           const ws = await client(port, 'websocket')
           const polling = await client(port, 'polling')
