@@ -33,6 +33,7 @@ describe('Apollo Server 5 + Express integration', () => {
     // Apollo stopped while the operation ran: why the recipe turns its signal handling off
     expect(once(marks, 'apollo:serverWillStop')).toBeLessThan(once(marks, 'slow:finished'))
     expect(exit.stdout).not.toContain('again — forcing')
+    expect(exit.stdout).toContain('quiesce: SIGTERM again, re-sent by the handler that took the first one; the drain goes on')
     expect(exit.stdout).toMatch(/quiesce: shutdown \(signal SIGTERM\) drained .* 1 request completed, 0 aborted/)
   })
 })

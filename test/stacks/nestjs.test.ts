@@ -43,7 +43,14 @@ describe('NestJS 11', () => {
       // Nest's app.close() resolved (and it re-sent SIGTERM) while the db hook was running
       expect(nestDone).toBeLessThan(dbEnd)
       expect(exit.stdout).not.toContain('again — forcing')
+      expect(exit.stdout).toContain('quiesce: SIGTERM again, re-sent by the handler that took the first one; the drain goes on')
       expect(exit.stdout).toMatch(/quiesce: shutdown \(signal SIGTERM\) drained .* 1 request completed.*hooks: db ok/)
+    })
+
+    if (platform === 'express') it('with app.enableShutdownHooks() and a SIGTERM handler of the app\'s own that stays installed: Nest\'s re-sent SIGTERM counts as a second signal (it forces; here nothing was left to force)', async () => {
+      const { exit } = await drain('nest-express-shutdown-hooks.mjs', { env: { DB_CLOSE_MS: '300', OWN_SIGTERM_HANDLER: '1' } })
+      expect(exit.stdout).toContain('quiesce: SIGTERM again — forcing the shutdown now')
+      expect(exit.stdout).not.toContain('re-sent by the handler')
     })
 
     it(`platform-${platform} with enableShutdownHooks([], { useProcessExit: true }): Nest's process.exit(0) cuts quiesce's cleanup hooks and the report (why the README says: don't)`, async () => {
