@@ -1,5 +1,9 @@
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { drain, once } from './drain.js'
+import { Child } from '../helpers/child.js'
+import { RawClient } from '../helpers/raw.js'
+import { drain, marks, once } from './drain.js'
 
 describe('NestJS 11', () => {
   for (const platform of ['express', 'fastify'] as const) {
@@ -60,4 +64,22 @@ describe('NestJS 11', () => {
       expect(exit.stdout).not.toContain('quiesce: shutdown (')
     })
   }
+
+  it('platform-fastify with @quiesce/fastify on Nest\'s Fastify instance and g.onShutdown(() => app.close()): app.close() calls fastify.close() from inside the drain\'s own and waits for itself — the hook times out, exit 1 (why the recipe uses @quiesce/core)', async () => {
+    await using child = new Child(path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'nest-fastify-plugin.mjs'))
+    const { port } = await child.ready()
+    const c = await RawClient.connect(port)
+    c.get('/slow')
+    await child.says('mark slow:started')
+    child.kill('SIGTERM')
+    const r = await c.response()
+    expect(r.status).toBe(200)
+    expect(r.headers.connection).toBe('close')
+    const exit = await child.exited
+    expect(exit.code).toBe(1)
+    expect(exit.stdout).toContain('hook "nest" did not finish within 1000 ms')
+    const m = marks(exit.stdout)
+    once(m, 'nest:onModuleDestroy')
+    expect(m.get('nest:onApplicationShutdown:undefined')).toBeUndefined()
+  })
 })
