@@ -26,13 +26,16 @@ describe('examples keep working (README examples cannot rot)', () => {
     expect(exit.stdout).toMatch(/quiesce: shutdown \(manual\) drained/)
   })
 
-  for (const name of ['node', 'express', 'koa', 'fastify']) {
+  // nestjs and socket.io have their own package.json (their dependencies are not the root's)
+  for (const name of ['node', 'express', 'koa', 'fastify', 'nestjs', 'socket.io']) {
     it(`examples/${name}: SIGTERM during a long-poll answers it and exits 0`, async () => {
       await using child = new Child(path.join(examples, name, 'server.mjs'), { PORT: '0' })
       const port = Number((await child.says('listening on')).split(' ').at(-1))
       const poll = get(port, '/poll')
       // the poll is in flight once the server has it: the example answers hello on / meanwhile
       expect((await get(port, '/')).status).toBe(200)
+      // socket.io took over the server's 'request' listeners: its own routes and the app's both answer
+      if (name === 'socket.io') expect((await get(port, '/socket.io/?EIO=4&transport=polling')).body).toMatch(/^0\{"sid":/)
       child.kill('SIGTERM')
       const r = await poll
       expect([200, 503]).toContain(r.status)
