@@ -35,9 +35,11 @@ export interface GracefulServer extends ServerController {
 
 /**
  * Drains `server` (an `http`, `https` or `http2` server) on SIGINT/SIGTERM, on `shutdown()`, or
- * on a fatal error, keeping the drain contract D1–D19. The server's `'request'` listeners move
- * behind quiesce's gate, so a request can be held (`pause({ mode: 'hold' })`) or answered 503
- * before your handler runs, and a handler that throws answers 500 instead of crashing (D11).
+ * on a fatal error, keeping the drain contract D1–D21. quiesce takes its place in Node's own
+ * dispatch of each request, never in the server's `'request'` listeners (other code may manage
+ * those at any time, D20): a request can be held (`pause({ mode: 'hold' })`) or answered 503
+ * before your handler runs, and a handler that throws or rejects answers 500 instead of crashing
+ * (D11). One controller per server: a second `graceful()` on it throws a TypeError.
  */
 export function graceful(server: AnyServer, options?: GracefulOptions): GracefulServer {
   assertServer(server)
