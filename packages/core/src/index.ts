@@ -18,9 +18,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import { GracefulController } from './internal/controller.js'
+import { exposeController, livenessAnswer, readinessAnswer, type HealthAnswer, type ServerController } from './internal/facade.js'
 import { assertServer } from './internal/servers.js'
 import { assertUndrained } from './internal/tracker.js'
-import type { ServerController } from './lifecycle.js'
 import type { AnyServer, GracefulOptions } from './types.js'
 
 export type NodeHandler = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void
@@ -46,22 +46,21 @@ export function graceful(server: AnyServer, options?: GracefulOptions): Graceful
   assertUndrained(server)
   const core = new GracefulController(options, { gate: true, listener: 'quiesce', name: 'server' })
   core.attach(server)
-  const readiness: NodeHandler = (_req, res) => answer(res, core.ready)
-  const liveness: NodeHandler = (_req, res) => answer(res, true)
-  return Object.assign(core, { readiness, liveness }) as unknown as GracefulServer
+  return exposeController(core, {
+    readiness: ((_req, res) => writeAnswer(res, readinessAnswer(core.ready, core.options.retryAfter))) as NodeHandler,
+    liveness: ((_req, res) => writeAnswer(res, livenessAnswer)) as NodeHandler,
+  })
 }
 
-function answer(res: ServerResponse | Http2ServerResponse, ok: boolean): void {
-  res.statusCode = ok ? 200 : 503
-  res.setHeader('Content-Type', 'text/plain; charset=utf-8')
-  res.setHeader('Cache-Control', 'no-store')
-  if (!ok) res.setHeader('Retry-After', '1')
-  res.end(ok ? 'ok\n' : 'draining\n')
+function writeAnswer(res: ServerResponse | Http2ServerResponse, answer: HealthAnswer): void {
+  res.statusCode = answer.status
+  for (const [name, value] of Object.entries(answer.headers)) res.setHeader(name, value)
+  res.end(answer.body)
 }
 
 export { requestSignal } from './internal/signal.js'
-export { createFrameworkController, bindController } from './lifecycle.js'
-export type { FrameworkBinding, FrameworkController, ServerController } from './lifecycle.js'
+export { createFrameworkController } from './lifecycle.js'
+export type { FrameworkBinding, FrameworkController, HealthAnswer, ServerController } from './lifecycle.js'
 export { channels } from './channels.js'
 export {
   QuiesceError,

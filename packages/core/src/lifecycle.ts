@@ -2,11 +2,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import type { Socket } from 'node:net'
 import { GracefulController } from './internal/controller.js'
+import { exposeController, livenessAnswer, readinessAnswer, type HealthAnswer, type ServerController } from './internal/facade.js'
 import { serverOfSession, serverOfSocket } from './internal/node.js'
 import { serverKind } from './internal/servers.js'
 import { Tracker } from './internal/tracker.js'
 import { requestSignal as nodeRequestSignal } from './internal/signal.js'
-import type { AnyServer, Controller, GracefulOptions, ShutdownReport, Stats } from './types.js'
+import type { AnyServer, GracefulOptions, ShutdownOptions, ShutdownReport } from './types.js'
+
+export type { HealthAnswer, ServerController }
 
 /**
  * The seam between the core and a framework. An adapter is one object of this type (checked
@@ -38,15 +41,7 @@ export interface FrameworkBinding<Request> {
   readonly servers: 'request' | 'explicit'
 }
 
-/** The controller every package returns, with the server-level additions. */
-export interface ServerController extends Controller {
-  /** Track one more server (before its first request, D17; a second listener). */
-  attach(server: AnyServer): this
-  /** The servers this controller drains. */
-  readonly servers: readonly AnyServer[]
-}
-
-/** What an adapter gets from the core. */
+/** What an adapter gets from the core: the controller, plus the framework's side of the seam. */
 export interface FrameworkController<Request> extends ServerController {
   /**
    * Request start. Attaches to the request's server if that is new (Express/Koa's `app.use(g)`
@@ -54,7 +49,7 @@ export interface FrameworkController<Request> extends ServerController {
    * (503, or it arrived after the connection's close was announced), or a promise (`pause({ mode: 'hold' })`).
    */
   admit(request: Request): boolean | Promise<boolean>
-  /** The request's quiesce signal: aborts on client close (D10) and at the deadline (D6). */
+  /** The request's quiesce signal: aborts on client close (D10) and before the deadline (D6). */
   requestSignal(request: Request): AbortSignal
   /**
    * The framework began closing (Fastify `preClose`): the drain starts, and this resolves when the
@@ -66,8 +61,15 @@ export interface FrameworkController<Request> extends ServerController {
    * true`): what still runs is destroyed now and named in the report as forced.
    */
   frameworkForcing(): void
-  /** 503 with Retry-After (and `Connection: close` on HTTP/1), e.g. for a readiness route or a framework's own 503. */
-  reject503(request: Request): void
+  /** The readiness route's answer now (D4), for the adapter to write out. */
+  readiness(): HealthAnswer
+  /** The liveness route's answer. */
+  liveness(): HealthAnswer
+  /**
+   * The public controller on `target` (the middleware function, or a plain object), written once
+   * for every package (`exposeController`); `shutdown` for a framework that closes after the drain.
+   */
+  expose<T extends object>(target: T, shutdown?: (options?: ShutdownOptions) => Promise<ShutdownReport>): T & ServerController
 }
 
 export function createFrameworkController<Request>(binding: FrameworkBinding<Request>, options?: GracefulOptions & Record<string, unknown>): FrameworkController<Request> {
@@ -98,59 +100,23 @@ export function createFrameworkController<Request>(binding: FrameworkBinding<Req
       }
       // a server this controller does not drain: not its request to gate
       if (tracker === undefined) return true
-      // the request that made us attach was dispatched before our listener existed
+      // the request that made us attach was dispatched before our dispatch was in place
       if (req.httpVersionMajor !== 2) tracker.adoptRequest(req as IncomingMessage, res as ServerResponse)
     }
     return core.admit(req, res)
   }
-  const controller: FrameworkController<Request> = {
-    get state() { return core.state },
-    get draining() { return core.draining },
-    get ready() { return core.ready },
-    get servers() { return core.servers },
-    stats: (): Stats => core.stats(),
-    shutdown: (o) => core.shutdown(o),
-    pause: (o) => core.pause(o),
-    resume: (o) => core.resume(o),
-    onShutdown: (hook, o) => core.onShutdown(hook, o),
-    beforeShutdown: (hook, o) => core.beforeShutdown(hook, o),
-    attach(server) {
-      core.attach(server)
-      return this
-    },
+  return exposeController(core, {
     admit,
-    requestSignal: (request) => nodeRequestSignal(binding.raw(request).req),
+    requestSignal: (request: Request) => nodeRequestSignal(binding.raw(request).req),
     frameworkClosing: () => core.frameworkClosing(),
     frameworkForcing: () => core.frameworkForcing(),
-    reject503: (request) => core.reject503(binding.raw(request).res),
-  }
-  return controller
+    readiness: () => readinessAnswer(core.ready, core.options.retryAfter),
+    liveness: () => livenessAnswer,
+    expose: <T extends object>(target: T, shutdown?: (o?: ShutdownOptions) => Promise<ShutdownReport>) => exposeController(core, target, shutdown),
+  }) as unknown as FrameworkController<Request>
 }
 
 function serverOf(req: IncomingMessage | Http2ServerRequest): AnyServer | null {
   if (req.httpVersionMajor === 2) return serverOfSession((req as Http2ServerRequest).stream?.session) as AnyServer | null
   return serverOfSocket(req.socket as Socket | null) as AnyServer | null
-}
-
-/** The controller's public members, the ones a middleware function carries. */
-const PUBLIC_MEMBERS = ['state', 'draining', 'ready', 'servers', 'stats', 'shutdown', 'pause', 'resume', 'onShutdown', 'beforeShutdown', 'attach'] as const
-
-/**
- * Makes a framework's middleware function carry the controller (Express and Koa: "the
- * middleware is also the controller"): the same getters and methods, delegated, plus `extra`.
- * `attach()` returns the middleware.
- */
-export function bindController<F extends object, E extends object>(target: F, controller: ServerController, extra: E): F & ServerController & E {
-  for (const key of PUBLIC_MEMBERS) {
-    if (key === 'attach') {
-      Object.defineProperty(target, key, { value: (server: AnyServer) => { controller.attach(server); return target }, enumerable: true })
-    } else if (typeof (controller as unknown as Record<string, unknown>)[key] === 'function') {
-      const fn = (controller as unknown as Record<string, (...args: unknown[]) => unknown>)[key] as (...args: unknown[]) => unknown
-      Object.defineProperty(target, key, { value: (...args: unknown[]) => fn.apply(controller, args), enumerable: true })
-    } else {
-      Object.defineProperty(target, key, { get: () => (controller as unknown as Record<string, unknown>)[key], enumerable: true })
-    }
-  }
-  for (const [key, value] of Object.entries(extra)) Object.defineProperty(target, key, { value, enumerable: true })
-  return target as F & ServerController & E
 }

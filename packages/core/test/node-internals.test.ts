@@ -5,7 +5,7 @@ import tls from 'node:tls'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
-import { captureRejections, isUpgraded, rawSocketOf, restoreRejections, serverOfSocket, setCloseMarker } from '../src/internal/node.js'
+import { captureRejections, guardDrainingHeaders, isUpgraded, rawSocketOf, restoreRejections, serverOfSocket, setCloseMarker } from '../src/internal/node.js'
 import { testCertificate } from '../../../test/helpers/tls.js'
 
 /** Pins every Node private shape quiesce touches (packages/core/src/internal/node.ts), on each Node version CI runs. */
@@ -27,6 +27,7 @@ describe(`Node private shapes (${process.version})`, () => {
     const server = http.createServer((_req, res) => {
       res.setHeader('Connection', 'keep-alive')
       setCloseMarker(res, true)
+      guardDrainingHeaders(res, '1')
       res.end('x')
     })
     server.listen(0, '127.0.0.1')

@@ -16,11 +16,11 @@
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import {
-  bindController,
   createFrameworkController,
   type AnyServer,
   type FrameworkBinding,
   type GracefulOptions,
+  type HealthAnswer,
   type ServerController,
 } from '@quiesce/core'
 
@@ -55,15 +55,12 @@ export function graceful(options?: ExpressGracefulOptions): GracefulMiddleware {
     if (verdict === true) next()
     else if (verdict !== false) verdict.then((run) => { if (run) next() }, next)
   }
-  const readiness: RequestHandler = (_req, res) => {
-    res.set('Cache-Control', 'no-store')
-    if (core.ready) res.status(200).type('text').send('ok\n')
-    else res.set('Retry-After', '1').status(503).type('text').send('draining\n')
+  const send = (res: Response, answer: HealthAnswer): void => {
+    res.status(answer.status).set(answer.headers).send(answer.body)
   }
-  const liveness: RequestHandler = (_req, res) => {
-    res.set('Cache-Control', 'no-store').status(200).type('text').send('ok\n')
-  }
-  return bindController(middleware, core, { readiness, liveness }) as GracefulMiddleware
+  const readiness: RequestHandler = (_req, res) => send(res, core.readiness())
+  const liveness: RequestHandler = (_req, res) => send(res, core.liveness())
+  return core.expose(Object.assign(middleware, { readiness, liveness }))
 }
 
 /**

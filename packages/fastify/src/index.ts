@@ -14,9 +14,9 @@
  * ```
  * @module
  */
-import type { Server } from 'node:http'
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { secondaryServers } from './internals.js'
 import {
   createFrameworkController,
   requestSignal as nodeRequestSignal,
@@ -24,6 +24,7 @@ import {
   type FrameworkBinding,
   type FrameworkController,
   type GracefulOptions,
+  type HealthAnswer,
   type Logger,
   type ServerController,
   type ShutdownOptions,
@@ -74,8 +75,8 @@ const binding = {
 
 /** One plugin per server: a second registration would drain the same sockets twice. */
 const kPlugin = Symbol.for('quiesce.fastify.plugin')
-/** Fastify's private list of the extra servers `listen()` opens for `localhost` (D16). */
-const SERVER_BINDINGS = 'fastify.serverBindings'
+/** Each instance's seam, for the `readiness` / `liveness` routes. */
+const seams = new WeakMap<FastifyInstance, FrameworkController<FastifyReply>>()
 
 function plugin(fastify: FastifyInstance, options: FastifyGracefulOptions, done: (err?: Error) => void): void {
   const main = fastify.server as AnyServer & { [kPlugin]?: true }
@@ -95,8 +96,8 @@ function plugin(fastify: FastifyInstance, options: FastifyGracefulOptions, done:
     return
   }
   main[kPlugin] = true
-  const retryAfter = String(Math.ceil(options?.retryAfter ?? 1))
-  /** Fastify's close has begun (our preClose ran, or we called close()): its closing 503s get Retry-After. */
+  seams.set(fastify, core)
+  /** Fastify's close has begun (our preClose ran, or we called close()). */
   let fastifyClosing = false
   let closeCall: Promise<void> | null = null
   /** Our onClose hook ran: every Fastify onClose hook registered after the plugin has run. */
@@ -129,43 +130,21 @@ function plugin(fastify: FastifyInstance, options: FastifyGracefulOptions, done:
   // signal's exit, wait for them (D8, D9), under the hooks' time limit.
   core.onShutdown(() => fastifyClosed.promise, { name: 'fastify onClose hooks' })
 
+  // fastify.graceful.shutdown() resolves once Fastify has closed too
   let shutdown: Promise<ShutdownReport> | null = null
-  const graceful: FastifyGraceful = {
-    get state() { return core.state },
-    get draining() { return core.draining },
-    get ready() { return core.ready },
-    get servers() { return core.servers },
-    stats: () => core.stats(),
-    shutdown(o?: ShutdownOptions): Promise<ShutdownReport> {
-      const report = core.shutdown(o)
-      shutdown ??= report.then(async (r) => {
-        await (closeCall ?? fastifyClosed.promise)
-        return r
-      })
-      return shutdown
-    },
-    pause: (o) => core.pause(o),
-    resume: (o) => core.resume(o),
-    onShutdown: (hook, o) => core.onShutdown(hook, o),
-    beforeShutdown: (hook, o) => core.beforeShutdown(hook, o),
-    attach(server) {
-      attach(server)
-      return this
-    },
-  }
-
-  // Fastify's closing 503 (`return503OnClosing`, its D3 reject mode) is written before any hook
-  // runs; a 'request' listener ahead of Fastify's adds Retry-After to it. The onRequest gate
-  // below takes the header off again from requests Fastify lets through.
-  const addRetryAfter = (_req: unknown, res: { setHeader(name: string, value: string): unknown }): void => {
-    if (fastifyClosing) res.setHeader('Retry-After', retryAfter)
-  }
+  const graceful = core.expose({}, (o?: ShutdownOptions) => {
+    const report = core.shutdown(o)
+    shutdown ??= report.then(async (r) => {
+      await (closeCall ?? fastifyClosed.promise)
+      return r
+    })
+    return shutdown
+  })
 
   function attach(server: AnyServer): void {
     if (ours.has(server)) return
     core.attach(server)
     ours.add(server)
-    ;(server as Server).prependListener('request', addRetryAfter)
   }
 
   fastify.decorate('graceful', graceful)
@@ -180,7 +159,7 @@ function plugin(fastify: FastifyInstance, options: FastifyGracefulOptions, done:
   // to close, so it is not ours to drain either.
   fastify.addHook('onListen', function quiesceOnListen(hookDone) {
     attach(fastify.server as AnyServer)
-    const secondary = serverBindings(fastify)
+    const secondary = secondaryServers(fastify)
     if (secondary !== null) {
       for (const server of secondary) attach(server)
     } else if (fastify.addresses().length > 1) {
@@ -192,21 +171,9 @@ function plugin(fastify: FastifyInstance, options: FastifyGracefulOptions, done:
     hookDone()
   })
 
-  // The gate (D3, D13): before the route runs. Also where Fastify's closing header is undone:
-  // it marks every response `Connection: close`, which makes Node drop requests pipelined
-  // behind the first (their handlers ran, their answers thrown away); quiesce's marker goes on
-  // the socket's last response instead (D2).
-  fastify.addHook('onRequest', function quiesceGate(request, reply, hookDone) {
-    const req = request.raw
-    if (fastifyClosing) {
-      const res = reply.raw
-      if (res.getHeader('retry-after') === retryAfter) res.removeHeader('retry-after')
-      if (req.httpVersionMajor === 1 && !core.ready && res.getHeader('connection') === 'close') {
-        res.removeHeader('connection')
-        // removeHeader also turns Node's own Connection header off for good; the marker needs it on
-        ;(res as { _removedConnection?: boolean })._removedConnection = false
-      }
-    }
+  // The gate (D3, D13): before the route runs. Fastify's blanket `Connection: close` while it
+  // closes, and the Retry-After its closing 503 lacks, are settled by the core (D2, D3).
+  fastify.addHook('onRequest', function quiesceGate(_request, reply, hookDone) {
     const verdict = core.admit(reply)
     if (verdict === true) hookDone()
     else if (verdict === false) {
@@ -240,10 +207,7 @@ function plugin(fastify: FastifyInstance, options: FastifyGracefulOptions, done:
   fastify.addHook('onClose', function quiesceOnClose(_instance, hookDone) {
     fastifyClosed.resolve()
     void core.frameworkClosing()
-    core.shutdown().then(() => {
-      for (const server of ours) (server as Server).removeListener('request', addRetryAfter)
-      hookDone()
-    }, hookDone)
+    core.shutdown().then(() => hookDone(), hookDone)
   })
 
   done()
@@ -270,14 +234,25 @@ export function requestSignal(request: FastifyRequest): AbortSignal {
 
 /** `fastify.get('/ready', readiness)`: 200 while running or paused, 503 with Retry-After from the moment draining starts (D4). */
 export function readiness(request: FastifyRequest, reply: FastifyReply): void {
-  void reply.header('cache-control', 'no-store').type('text/plain; charset=utf-8')
-  if (request.server.graceful.ready) void reply.code(200).send('ok\n')
-  else void reply.code(503).header('retry-after', '1').send('draining\n')
+  send(reply, seamOf(request).readiness())
 }
 
 /** `fastify.get('/live', liveness)`: 200 as long as the process answers. */
-export function liveness(_request: FastifyRequest, reply: FastifyReply): void {
-  void reply.header('cache-control', 'no-store').type('text/plain; charset=utf-8').code(200).send('ok\n')
+export function liveness(request: FastifyRequest, reply: FastifyReply): void {
+  send(reply, seamOf(request).liveness())
+}
+
+function seamOf(request: FastifyRequest): FrameworkController<FastifyReply> {
+  // an encapsulated child instance: its prototype chain leads to the root the plugin was registered on
+  for (let o: object | null = request.server; o !== null; o = Object.getPrototypeOf(o) as object | null) {
+    const found = seams.get(o as FastifyInstance)
+    if (found !== undefined) return found
+  }
+  throw new Error('@quiesce/fastify: readiness/liveness need the plugin registered on this instance')
+}
+
+function send(reply: FastifyReply, answer: HealthAnswer): void {
+  void reply.code(answer.status).headers(answer.headers).send(answer.body)
 }
 
 /**
@@ -297,22 +272,6 @@ function drainLogger(target: Logger, listened: () => boolean): Logger {
     error: (m) => target.error(m),
     flush: typeof target.flush === 'function' ? (callback) => target.flush?.(callback) : undefined,
   }
-}
-
-/**
- * The servers Fastify opened besides `fastify.server` (`listen()` on `localhost` binds the other
- * loopback family too, fastify/fastify#7043). Fastify keeps them under a private symbol only,
- * found by its description; `null` if a Fastify version no longer has it (the test suite pins it).
- */
-function serverBindings(fastify: FastifyInstance): AnyServer[] | null {
-  for (let o: object | null = fastify; o !== null; o = Object.getPrototypeOf(o) as object | null) {
-    for (const symbol of Object.getOwnPropertySymbols(o)) {
-      if (symbol.description !== SERVER_BINDINGS) continue
-      const list = (o as Record<symbol, unknown>)[symbol]
-      return Array.isArray(list) ? (list as AnyServer[]) : null
-    }
-  }
-  return null
 }
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {

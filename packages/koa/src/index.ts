@@ -15,12 +15,12 @@
  */
 import type { Context, Middleware, ParameterizedContext } from 'koa'
 import {
-  bindController,
   createFrameworkController,
   requestSignal as nodeRequestSignal,
   type AnyServer,
   type FrameworkBinding,
   type GracefulOptions,
+  type HealthAnswer,
   type ServerController,
 } from '@quiesce/core'
 
@@ -84,23 +84,14 @@ export function graceful(options?: KoaGracefulOptions): GracefulMiddleware {
     }
     return next()
   }
-  const readiness: Middleware = (ctx) => {
-    ctx.set('Cache-Control', 'no-store')
-    if (core.ready) {
-      ctx.status = 200
-      ctx.body = 'ok\n'
-    } else {
-      ctx.set('Retry-After', '1')
-      ctx.status = 503
-      ctx.body = 'draining\n'
-    }
+  const send = (ctx: Context, answer: HealthAnswer): void => {
+    ctx.set(answer.headers)
+    ctx.status = answer.status
+    ctx.body = answer.body
   }
-  const liveness: Middleware = (ctx) => {
-    ctx.set('Cache-Control', 'no-store')
-    ctx.status = 200
-    ctx.body = 'ok\n'
-  }
-  return bindController(middleware, core, { readiness, liveness }) as GracefulMiddleware
+  const readiness: Middleware = (ctx) => send(ctx, core.readiness())
+  const liveness: Middleware = (ctx) => send(ctx, core.liveness())
+  return core.expose(Object.assign(middleware, { readiness, liveness }))
 }
 
 /** quiesce's signal for a Koa context (the same as `ctx.signal`). */

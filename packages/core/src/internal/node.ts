@@ -1,3 +1,4 @@
+import http from 'node:http'
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 
@@ -23,10 +24,11 @@ const kOwnMarker = Symbol.for('quiesce.close-marker')
 /** The response's own `writeHead` wrapper is installed (once per response, only while draining). */
 const kHeaderGuard = Symbol.for('quiesce.header-guard')
 
+type Guarded = ServerResponse & { [kHeaderGuard]?: string }
+
 export function setCloseMarker(res: object, on: boolean): void {
   ;(res as Markable).maxRequestsOnConnectionReached = on
   ;(res as Markable)[kOwnMarker] = on
-  if (on && (res as { [kHeaderGuard]?: true })[kHeaderGuard] === undefined) guardConnectionHeader(res as ServerResponse)
 }
 
 export function hasCloseMarker(res: object): boolean {
@@ -34,21 +36,26 @@ export function hasCloseMarker(res: object): boolean {
 }
 
 /**
- * D21: a `Connection` header the app or its framework set (keep-alive, or a framework's blanket
- * `close` that would make Node drop the requests pipelined behind it) must not override the
- * marker: the client would be told keep-alive and then cut. Every way headers reach the wire
- * (`writeHead(…, headers)`, `setHeader` then `end()`, which calls `writeHead` itself) passes
- * through `writeHead`, so one own wrapper on a marked response takes the header back in time.
+ * While draining, the headers of an HTTP/1 response are quiesce's to settle (D2, D3, D21):
+ * - a `Connection` header the app or its framework set is taken back: on the socket's last
+ *   response the marker then writes `close` (an app's `keep-alive` must not tell the client to
+ *   reuse a socket that is about to close); on one pipelined before it, Node's keep-alive stays,
+ *   so that Node does not drop the requests queued behind it (a framework's blanket `close`);
+ * - a 503 (the app's, or a framework's own while it closes) gets `Retry-After`.
+ * Every way headers reach the wire (`writeHead(…, headers)`, `setHeader` then `end()`, which
+ * calls `writeHead` itself) passes through `writeHead`, so one own wrapper per response, set
+ * only on responses of a drain, does it in time.
  */
-function guardConnectionHeader(res: ServerResponse): void {
-  if (typeof res.writeHead !== 'function' || res.headersSent) return
-  ;(res as unknown as { [kHeaderGuard]: true })[kHeaderGuard] = true
-  res.writeHead = writeHeadWithMarker as ServerResponse['writeHead']
+export function guardDrainingHeaders(res: ServerResponse, retryAfter: string): void {
+  const guarded = res as Guarded
+  if (guarded[kHeaderGuard] !== undefined || res.headersSent || typeof res.writeHead !== 'function') return
+  guarded[kHeaderGuard] = retryAfter
+  res.writeHead = writeHeadWhileDraining as ServerResponse['writeHead']
 }
 
-function writeHeadWithMarker(this: ServerResponse, ...args: unknown[]): ServerResponse {
+function writeHeadWhileDraining(this: Guarded, ...args: unknown[]): ServerResponse {
   const proto = Object.getPrototypeOf(this) as { writeHead: (...a: unknown[]) => ServerResponse }
-  if (hasCloseMarker(this) && !this.headersSent) {
+  if (!this.headersSent) {
     if (this.hasHeader('connection')) {
       this.removeHeader('connection')
       // removeHeader('connection') also switches Node's own Connection header off for good
@@ -56,8 +63,18 @@ function writeHeadWithMarker(this: ServerResponse, ...args: unknown[]): ServerRe
     }
     const last = args.length - 1
     if (last >= 1 && typeof args[last] === 'object' && args[last] !== null) args[last] = withoutConnection(args[last] as OutgoingHttpHeaders | unknown[])
+    const status = typeof args[0] === 'number' ? args[0] : this.statusCode
+    if (status === 503 && !this.hasHeader('retry-after') && !hasHeaderIn(args[last], 'retry-after')) {
+      this.setHeader('Retry-After', this[kHeaderGuard] as string)
+    }
   }
   return proto.writeHead.apply(this, args)
+}
+
+function hasHeaderIn(headers: unknown, name: string): boolean {
+  if (typeof headers !== 'object' || headers === null) return false
+  if (Array.isArray(headers)) return headers.some((h, i) => (Array.isArray(h) ? String(h[0]).toLowerCase() === name : i % 2 === 0 && String(h).toLowerCase() === name))
+  return Object.keys(headers).some((k) => k.toLowerCase() === name)
 }
 
 function withoutConnection(headers: OutgoingHttpHeaders | unknown[]): OutgoingHttpHeaders | unknown[] {
@@ -121,4 +138,31 @@ export function captureRejections(emitter: object): boolean | null {
 export function restoreRejections(emitter: object, previous: boolean | null): void {
   if (kCapture == null || previous === null) return
   ;(emitter as Record<symbol, unknown>)[kCapture] = previous
+}
+
+// ── Node's own idle close (D1) ─────────────────────────────────────────────
+
+/**
+ * While a drain runs, other code may close the server (a framework's close, NestJS's app.close(),
+ * socket.io's io.close()): Node's `server.close()` calls `closeIdleConnections()`, which would
+ * cut a socket at the very moment its client reuses it (D1). For the drain's length, that call
+ * asks for a sweep instead. A user's own wrapper (an own property) is put back afterwards.
+ * Returns the function that restores it.
+ */
+export function holdIdleClose(server: object, instead: () => void): () => void {
+  const own = Object.getOwnPropertyDescriptor(server, 'closeIdleConnections')
+  ;(server as { closeIdleConnections: () => void }).closeIdleConnections = instead
+  return () => {
+    if (own !== undefined) Object.defineProperty(server, 'closeIdleConnections', own)
+    else delete (server as { closeIdleConnections?: unknown }).closeIdleConnections
+  }
+}
+
+/** Node's own idle close and close-all (HTTP/1 servers), past any hold: for sockets accepted before quiesce attached (D17). */
+export function nodeCloseIdle(server: object): void {
+  ;(http.Server.prototype.closeIdleConnections as () => void).call(server)
+}
+
+export function nodeCloseAll(server: object): void {
+  ;(http.Server.prototype.closeAllConnections as () => void).call(server)
 }

@@ -1,4 +1,41 @@
-import type { ForcedItem, HookReport, ShutdownReport } from '../types.js'
+import type { ForcedItem, HookReport, ShutdownReason, ShutdownReport } from '../types.js'
+
+export interface DrainCounts {
+  completed: number
+  aborted: number
+  rejected: number
+  idleClosed: number
+}
+
+export interface DrainOutcome {
+  readonly reason: ShutdownReason
+  readonly signal: string | undefined
+  readonly durationMs: number
+  readonly drainMs: number
+  readonly timedOut: boolean
+  readonly counts: Readonly<DrainCounts>
+  readonly forced: ForcedItem[]
+  readonly hooks: HookReport[]
+}
+
+/** The report (D6, D18): `ok` when nothing was forced and no hook failed — idle sockets closed at the deadline are not forced (D1). */
+export function buildReport(o: DrainOutcome): ShutdownReport {
+  return {
+    reason: o.reason,
+    ...(o.signal !== undefined ? { signal: o.signal } : {}),
+    ok: o.forced.length === 0 && o.hooks.every((h) => h.ok),
+    durationMs: Math.round(o.durationMs),
+    drainMs: Math.round(o.drainMs),
+    timedOut: o.timedOut,
+    requestsCompleted: o.counts.completed,
+    requestsAborted: o.counts.aborted,
+    requestsRejected: o.counts.rejected,
+    socketsClosedIdle: o.counts.idleClosed,
+    socketsForced: o.forced.filter((f) => f.kind === 'socket' || f.kind === 'session').length,
+    forced: o.forced,
+    hooks: o.hooks,
+  }
+}
 
 function seconds(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`

@@ -1,0 +1,47 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
+import type { ResolvedOptions } from '../options.js'
+import type { ForcedItem } from '../types.js'
+
+export type AnyRequest = IncomingMessage | Http2ServerRequest
+export type AnyResponse = ServerResponse | Http2ServerResponse
+
+export const now = (): number => performance.now()
+
+/** What a tracker needs from the controller that owns it. */
+export interface TrackerHost {
+  readonly options: ResolvedOptions
+  /** Draining has started (announce phase included): every HTTP/1 response gets the close marker. */
+  readonly isDraining: boolean
+  count(event: 'completed' | 'aborted' | 'idleClosed'): void
+  forced(item: ForcedItem): void
+  /** A user callback failed; goes to the logger and the report. */
+  callbackFailed(what: string, error: unknown): void
+  /** The gate: run the handler (true), don't (false: answered or refused), or wait. */
+  admit(req: AnyRequest, res: AnyResponse): boolean | Promise<boolean>
+  handlerFailed(error: unknown, req: AnyRequest, res: AnyResponse): void
+  /** The server emitted 'close' / 'listening' (D20: a controller whose servers closed is released). */
+  serverClosed(): void
+  serverListening(): void
+}
+
+/** One server's drain, as its HTTP/1 sockets and HTTP/2 sessions see it. */
+export interface DrainSite {
+  readonly host: TrackerHost
+  /** When the listener closed (0: it has not). */
+  readonly listenerClosedAt: number
+  /** When this server's drain started (0: not draining). */
+  readonly drainStartedAt: number
+  /** Asks for a sweep at `at` (performance.now() ms) at the latest. */
+  scheduleSweep(at: number): void
+}
+
+/**
+ * D1's quiet time, the one formula: a socket or session counts as idle once nothing happened on it
+ * for its grace, counted from its last activity and never from before `since` (the listener's
+ * close, or the drain's start): after a stall (GC, a busy loop, a loaded machine) everything looks
+ * long quiet just as its client wakes up.
+ */
+export function idleAt(quietSince: number, since: number, grace: number): number {
+  return Math.max(since, quietSince) + grace
+}
