@@ -25,6 +25,26 @@ try {
       console.error(`✗ ${pkg.name}: the packed package.json still has a workspace: range (or could not be read)`)
       failed = true
     }
+    // what the registry page and a user expect, in the tarball itself
+    const files = spawnSync('tar', ['-tzf', tgz], { encoding: 'utf8' }).stdout.split('\n')
+    for (const f of ['README.md', 'LICENSE', 'CHANGELOG.md']) {
+      if (!files.includes(`package/${f}`)) {
+        console.error(`✗ ${pkg.name}: the tarball has no ${f}`)
+        failed = true
+      }
+    }
+    const m = JSON.parse(listed.stdout || '{}')
+    const missing = [
+      ['repository.directory', m.repository?.directory],
+      ['homepage', m.homepage],
+      ['bugs', m.bugs],
+      ['license', m.license],
+      ['publishConfig.access = public', m.publishConfig?.access === 'public'],
+    ].filter(([, v]) => !v)
+    for (const [field] of missing) {
+      console.error(`✗ ${pkg.name}: package.json lacks ${field}`)
+      failed = true
+    }
     for (const [cmd, args] of [
       [bin('attw'), [tgz, '--format', 'table-flipped', '--profile', 'node16']],
       [bin('publint'), ['run', tgz, '--strict']],
