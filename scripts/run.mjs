@@ -4,6 +4,7 @@
 //   npm test            installs, builds, typechecks, runs the everyday test projects, checks the packages
 //   npm run build       builds the packages (used by bench, test:fastify-suite, packed-apps…)
 //   npm run typecheck   typechecks the packages and the tests
+//   npm run release     builds, checks the packages, `changeset publish` (after `npx changeset version`)
 // pnpm is reached through scripts/lib/pnpm.mjs (`npx pnpm@10` when there is no global pnpm 10):
 // nothing here may call a bare `pnpm`.
 import { spawnSync } from 'node:child_process'
@@ -69,7 +70,15 @@ switch (task) {
   case 'typecheck':
     typecheck()
     break
+  case 'release':
+    // changesets publishes with pnpm when it sees a pnpm workspace: run it inside `pnpm exec`,
+    // which puts the pnpm in use (npx's when there is no global one) first on PATH
+    install()
+    build()
+    run(process.execPath, ['scripts/check-packages.mjs'])
+    p('exec', 'changeset', 'publish', ...extra)
+    break
   default:
-    console.error('usage: node scripts/run.mjs demo|test|install|build|typecheck')
+    console.error('usage: node scripts/run.mjs demo|test|install|build|typecheck|release')
     process.exit(2)
 }
