@@ -39,8 +39,8 @@ function plugin () {
 }
 
 function withPlugin (factory) {
-  function fastify () {
-    const app = factory.apply(this, arguments)
+  function fastify (...args) {
+    const app = factory.apply(this, args)
     app.register(plugin(), opts)
     return app
   }

@@ -23,7 +23,6 @@
 // typescript; files that load a dev dependency not pinned here fail plain and are not counted.
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
-import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -86,7 +85,7 @@ function plugins() {
       }
       if (fs.existsSync(name)) return { name: path.basename(name), path: path.resolve(name), opts: pluginOpts }
       console.error(`unknown plugin ${name} (quiesce, noop, or a path)`)
-      process.exit(2)
+      return process.exit(2)
     })
 }
 
