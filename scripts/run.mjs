@@ -26,7 +26,7 @@ function run(cmd, args, opts = {}) {
   }
 }
 
-const DEFAULT_PROJECTS = ['core', 'express', 'koa', 'fastify', 'conformance', 'process']
+const DEFAULT_PROJECTS = ['core', 'express', 'koa', 'fastify', 'conformance', 'process', 'types']
 const p = (...args) => {
   const [pm, ...pmArgs] = pnpmCommand()
   run(pm, [...pmArgs, ...args])
