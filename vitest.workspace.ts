@@ -16,4 +16,12 @@ export default [
   { test: { ...shared, name: 'integration', include: ['test/integration/**/*.test.ts'], testTimeout: 120_000 } },
   { test: { ...shared, name: 'proxies', include: ['test/proxies/**/*.test.ts'], testTimeout: 180_000 } },
   { test: { ...shared, name: 'stacks', include: ['test/stacks/**/*.test.ts'], testTimeout: 60_000 } },
+  // type tests (expectTypeOf, checked by tsc, never run) of the public types and declaration
+  // merges, against the built declarations as a user gets them: `npm run build` first
+  {
+    test: {
+      name: 'types', include: ['test/types/**/*.test-d.ts'],
+      typecheck: { enabled: true, only: true, include: ['test/types/**/*.test-d.ts'], tsconfig: './test/types/tsconfig.json', ignoreSourceErrors: false },
+    },
+  },
 ] satisfies TestProjectInlineConfiguration[]
