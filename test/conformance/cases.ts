@@ -9,7 +9,8 @@ import type { App, Target } from './fixtures/app.js'
 
 /**
  * The drain contract, written once (graphql-http's audits, http-terminator's createTests):
- * every case carries its contract id in its title and runs against every target.
+ * every case carries its own sub-id of the contract (D2.1, D2.2, …; ids.test.ts keeps them unique)
+ * in its title and runs against every target.
  */
 export interface Case {
   readonly id: `D${number}` | 'close'
@@ -70,7 +71,7 @@ function request(app: App, path: string, agent?: http.Agent, method = 'GET', bod
 
 export const cases: Case[] = [
   {
-    id: 'D1',
+    id: 'D1.1',
     title: 'an idle keep-alive socket is closed once quiet for idleGrace — not at the instant the drain starts — and the drain ends',
     async run(target) {
       await using app = await target.start({ idleGrace: 150 })
@@ -93,7 +94,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D1',
+    id: 'D1.2',
     title: 'a request sent on an idle socket within idleGrace after the drain started is served, with Connection: close',
     async run(target) {
       await using app = await target.start({ idleGrace: 400 })
@@ -113,7 +114,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D1',
+    id: 'D1.3',
     title: 'a busy client (it reused its socket 100 ms after an answer) is not taken for idle after idleGrace: its next request 120 ms into the drain is served',
     async run(target) {
       await using app = await target.start({ idleGrace: 50 })
@@ -135,7 +136,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D2',
+    id: 'D2.1',
     title: 'an in-flight request runs to completion; its response carries Connection: close and the socket gets FIN right after',
     async run(target) {
       await using app = await target.start()
@@ -156,7 +157,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D2',
+    id: 'D2.2',
     title: 'pipelining: the Connection: close marker moves to the last dispatched request, and every dispatched request is answered',
     async run(target) {
       await using app = await target.start()
@@ -177,7 +178,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D2',
+    id: 'D2.3',
     title: 'pipelining with handlers that answer synchronously: every dispatched request is answered before the socket closes, the last with Connection: close',
     async run(target) {
       await using app = await target.start()
@@ -196,7 +197,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D2',
+    id: 'D2.4',
     title: 'a request sent after the FIN that follows the last response is never handled; the socket closes within the linger',
     async run(target) {
       await using app = await target.start({ linger: 300 })
@@ -219,7 +220,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D2',
+    id: 'D2.5',
     title: 'a streaming response that carries Connection: close arrives whole, and a request pipelined behind it is answered before the socket closes',
     async run(target) {
       await using app = await target.start()
@@ -240,7 +241,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D3',
+    id: 'D3.1',
     title: 'a request arriving on an existing connection during the drain is served with Connection: close',
     async run(target) {
       await using app = await target.start({ idleGrace: 2000 })
@@ -259,7 +260,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D3',
+    id: 'D3.2',
     title: "with duringDrain: 'reject', a request during the drain is answered 503 with Retry-After and Connection: close, and its handler does not run",
     async run(target) {
       await using app = await target.start({ duringDrain: 'reject', idleGrace: 2000, retryAfter: 7 })
@@ -282,7 +283,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D4',
+    id: 'D4.1',
     title: 'readinessDelay: during the announce phase new connections are served with Connection: close and readiness says 503; then the listener closes',
     async run(target) {
       await using app = await target.start({ readinessDelay: 400 })
@@ -308,7 +309,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D5',
+    id: 'D5.1',
     title: 'a socket with half-sent headers is closed after headerGrace and never holds the drain',
     async run(target) {
       await using app = await target.start({ headerGrace: 200 })
@@ -324,7 +325,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D5',
+    id: 'D5.2',
     title: 'headers that complete within headerGrace are served, with Connection: close',
     async run(target) {
       await using app = await target.start({ headerGrace: 1000 })
@@ -341,7 +342,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D5',
+    id: 'D5.3',
     title: 'a connected socket that never sends a byte is closed after headerGrace',
     async run(target) {
       await using app = await target.start({ headerGrace: 150 })
@@ -354,7 +355,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D6',
+    id: 'D6.1',
     title: 'abortGrace before the deadline a running request has its signal aborted with the "shutdown deadline" reason, and answering then is in time: nothing forced',
     async run(target) {
       await using app = await target.start({ abortGrace: 300 })
@@ -371,7 +372,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D6',
+    id: 'D6.2',
     title: 'a handler that ignores the abort is destroyed after abortGrace, and the report names it (method, URL, age)',
     async run(target) {
       await using app = await target.start({ abortGrace: 50 })
@@ -391,7 +392,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D7',
+    id: 'D7.1',
     title: "shutdown resolves once the server emitted 'close', within milliseconds of the last response, never waiting on keepAliveTimeout",
     async run(target) {
       await using app = await target.start()
@@ -414,7 +415,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D7',
+    id: 'D7.2',
     title: 'shutdown() is idempotent: every call returns the same promise',
     async run(target) {
       await using app = await target.start()
@@ -427,7 +428,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D10',
+    id: 'D10.1',
     title: 'a client that disconnects mid-request aborts the request signal with the "client closed" reason',
     async run(target) {
       await using app = await target.start()
@@ -439,7 +440,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D10',
+    id: 'D10.2',
     title: '1,000 requests on one keep-alive socket leave the socket\'s listener count unchanged (D15)',
     async run(target) {
       await using app = await target.start()
@@ -459,7 +460,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D11',
+    id: 'D11.1',
     title: 'a handler that throws or rejects answers 500, and a concurrent request is untouched',
     async run(target) {
       await using app = await target.start()
@@ -474,7 +475,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D10',
+    id: 'D10.3',
     title: 'requestSignal() for a request that finished normally never aborts',
     async run(target) {
       await using app = await target.start()
@@ -501,7 +502,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D2',
+    id: 'D2.6',
     title: 'a streaming response whose headers went out before the drain still ends its socket right after (idle grace, then FIN)',
     async run(target) {
       await using app = await target.start({ idleGrace: 100 })
@@ -517,7 +518,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D13',
+    id: 'D13.1',
     title: "pause({ mode: 'refuse' }): a new connection is refused while an open keep-alive connection keeps working; resume() listens on the same port again",
     async run(target) {
       await using app = await target.start()
@@ -539,7 +540,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D13',
+    id: 'D13.2',
     title: "pause({ mode: 'reject' }): new requests get 503 with Retry-After and Connection: close, and their handler does not run",
     async run(target) {
       await using app = await target.start({ retryAfter: 3 })
@@ -557,7 +558,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D13',
+    id: 'D13.3',
     title: "pause({ mode: 'hold' }): a request made during the pause is answered after resume(); one that waits past maxWait gets 503",
     async run(target) {
       await using app = await target.start()
@@ -586,7 +587,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D13',
+    id: 'D13.4',
     title: '100 pause/resume cycles add no listeners, and shutdown() works from the paused state',
     async run(target) {
       await using app = await target.start()
@@ -608,7 +609,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D14',
+    id: 'D14.1',
     title: 'bad input throws a TypeError naming the option and what was expected',
     async run(target) {
       const bad: Array<[Record<string, unknown>, RegExp]> = [

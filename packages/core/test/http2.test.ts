@@ -129,7 +129,7 @@ function listenerClosed(server: unknown): Promise<number> {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 describe('HTTP/2 (h2c)', () => {
-  it('D12 the client sees the two-step GOAWAY — first 2^31-1, then the last stream processed — and its in-flight stream completes', async () => {
+  it('D12.1 the client sees the two-step GOAWAY — first 2^31-1, then the last stream processed — and its in-flight stream completes', async () => {
     await using app = await startH2()
     const client = connect(app)
     const goaways = recordGoaways(client)
@@ -148,7 +148,7 @@ describe('HTTP/2 (h2c)', () => {
     client.close()
   })
 
-  it('D12 a stream that crosses the first GOAWAY is never processed, and the final GOAWAY — right after the PING ACK — tells its client so; so is one opened after the final GOAWAY', async () => {
+  it('D12.2 a stream that crosses the first GOAWAY is never processed, and the final GOAWAY — right after the PING ACK — tells its client so; so is one opened after the final GOAWAY', async () => {
     await using app = await startH2()
     const raw = await RawH2Client.connect(app.port, { autoPingAck: false })
     raw.get(1, '/slow?ms=400')
@@ -183,7 +183,7 @@ describe('HTTP/2 (h2c)', () => {
     expect(report).toMatchObject({ ok: true, requestsCompleted: 1, forced: [] })
   })
 
-  it('D12 without a PING ACK the final GOAWAY follows after a bounded wait (goawayTimeout)', async () => {
+  it('D12.3 without a PING ACK the final GOAWAY follows after a bounded wait (goawayTimeout)', async () => {
     await using app = await startH2({ goawayTimeout: 400 })
     const raw = await RawH2Client.connect(app.port, { autoPingAck: false })
     raw.get(1, '/slow?ms=900')
@@ -200,7 +200,7 @@ describe('HTTP/2 (h2c)', () => {
     expect((await done).ok).toBe(true)
   })
 
-  it('D12 20 POSTs opened on one session while the drain starts all succeed — where a one-step GOAWAY refuses most of them', async () => {
+  it('D12.4 20 POSTs opened on one session while the drain starts all succeed — where a one-step GOAWAY refuses most of them', async () => {
     const race = async (startDrain: (server: Http2Any, session: http2.ServerHttp2Session) => void, app: H2App): Promise<Record<string, number>> => {
       app.server.once('session', (session: http2.ServerHttp2Session) => {
         app.server.once('stream', () => startDrain(app.server, session))
@@ -234,7 +234,7 @@ describe('HTTP/2 (h2c)', () => {
     }
   })
 
-  it('D12 a new stream after GOAWAY is refused cleanly by the client (never sent), and the in-flight stream still completes', async () => {
+  it('D12.5 a new stream after GOAWAY is refused cleanly by the client (never sent), and the in-flight stream still completes', async () => {
     await using app = await startH2()
     const client = connect(app)
     const pending = h2request(client, '/slow?ms=300')
@@ -249,7 +249,7 @@ describe('HTTP/2 (h2c)', () => {
     expect(app.log.ran).not.toContain('GET /late')
   })
 
-  it('D7 an idle session does not hold the drain: both GOAWAY frames go out at once, since nghttp2 reads no PING ACK once a GOAWAY is out and no stream is open', async () => {
+  it('D7.4 an idle session does not hold the drain: both GOAWAY frames go out at once, since nghttp2 reads no PING ACK once a GOAWAY is out and no stream is open', async () => {
     await using app = await startH2({ goawayTimeout: 2000 })
     const client = connect(app)
     const goaways = recordGoaways(client)
@@ -262,7 +262,7 @@ describe('HTTP/2 (h2c)', () => {
     expect(app.g.stats()).toMatchObject({ http2Sessions: 0, connections: 0 })
   })
 
-  it('D4 during the announce phase existing sessions have had the first GOAWAY (the final one follows the PING ACK); the listener stays open', async () => {
+  it('D4.2 during the announce phase existing sessions have had the first GOAWAY (the final one follows the PING ACK); the listener stays open', async () => {
     await using app = await startH2({ readinessDelay: 500 })
     const raw = await RawH2Client.connect(app.port)
     raw.get(1, '/slow?ms=300')
@@ -282,7 +282,7 @@ describe('HTTP/2 (h2c)', () => {
     expect((await done).ok).toBe(true)
   })
 
-  it('D4 a session opened during the announce phase has its first requests served, then gets the two-step GOAWAY', async () => {
+  it('D4.3 a session opened during the announce phase has its first requests served, then gets the two-step GOAWAY', async () => {
     await using app = await startH2({ readinessDelay: 400 })
     const done = app.g.shutdown()
     const outcomes = await Promise.all(Array.from({ length: 10 }, async (_, i) => {
@@ -299,7 +299,7 @@ describe('HTTP/2 (h2c)', () => {
     expect(await done).toMatchObject({ ok: true, requestsCompleted: 20 })
   })
 
-  it('D6 at the deadline a running stream has its request signal aborted with "shutdown deadline", then its session is destroyed; the report names both', async () => {
+  it('D6.4 at the deadline a running stream has its request signal aborted with "shutdown deadline", then its session is destroyed; the report names both', async () => {
     await using app = await startH2({ timeout: 300, abortGrace: 50 })
     const client = connect(app)
     const goaways = recordGoaways(client)
@@ -319,7 +319,7 @@ describe('HTTP/2 (h2c)', () => {
     expect(app.server.listening).toBe(false)
   })
 
-  it('D6 a handler that reacts to the deadline abort still answers in the short moment before the session is destroyed', async () => {
+  it('D6.5 a handler that reacts to the deadline abort still answers in the short moment before the session is destroyed', async () => {
     await using app = await startH2({ timeout: 300, abortGrace: 200 })
     const client = connect(app)
     const pending = h2request(client, '/never')
@@ -331,7 +331,7 @@ describe('HTTP/2 (h2c)', () => {
     expect(report.forced.filter((f) => f.kind === 'request' || f.kind === 'session')).toEqual([])
   })
 
-  it('D10 a client that resets its stream aborts that stream\'s request signal with "client closed"; the session keeps serving', async () => {
+  it('D10.5 a client that resets its stream aborts that stream\'s request signal with "client closed"; the session keeps serving', async () => {
     await using app = await startH2()
     const client = connect(app)
     const stream = client.request({ ':path': '/never?react=0' })
@@ -344,7 +344,7 @@ describe('HTTP/2 (h2c)', () => {
   })
 
   for (const tracked of [true, false]) {
-    it(`D10 on a server quiesce ${tracked ? 'tracks' : 'does not track'}, a client's reset aborts the stream's signal, asked for before or after it`, async () => {
+    it(`D10.6 on a server quiesce ${tracked ? 'tracks' : 'does not track'}, a client's reset aborts the stream's signal, asked for before or after it`, async () => {
       let before: AbortSignal | undefined
       let resolveAfter: (s: AbortSignal) => void = () => {}
       const after = new Promise<AbortSignal>((resolve) => { resolveAfter = resolve })
@@ -374,7 +374,7 @@ describe('HTTP/2 (h2c)', () => {
     })
   }
 
-  it('D6 the stream API: requestSignal(stream) aborts at the deadline and the stream can still answer', async () => {
+  it('D6.6 the stream API: requestSignal(stream) aborts at the deadline and the stream can still answer', async () => {
     const server = http2.createServer()
     const reasons: string[] = []
     server.on('stream', (stream) => {
@@ -400,7 +400,7 @@ describe('HTTP/2 (h2c)', () => {
 })
 
 describe('HTTP/2 over TLS', () => {
-  it('D12 createSecureServer: sessions tracked, two-step GOAWAY, in-flight stream completes, no Connection header', async () => {
+  it('D12.6 createSecureServer: sessions tracked, two-step GOAWAY, in-flight stream completes, no Connection header', async () => {
     const { cert } = await testCertificate()
     await using app = await startH2({}, 'h2')
     const client = connect(app, cert)
@@ -417,7 +417,7 @@ describe('HTTP/2 over TLS', () => {
     client.close()
   })
 
-  it('D5 a TLS socket stuck in its handshake (TCP connected, no ClientHello) is closed after headerGrace', async () => {
+  it('D5.4 a TLS socket stuck in its handshake (TCP connected, no ClientHello) is closed after headerGrace', async () => {
     await using app = await startH2({ headerGrace: 200 }, 'h2')
     const accepted = once(app.server, 'connection')
     const stuck = net.connect(app.port, '127.0.0.1')
@@ -433,7 +433,7 @@ describe('HTTP/2 over TLS', () => {
     expect(report).toMatchObject({ ok: true, forced: [] })
   })
 
-  it('D5 a TLS connection whose handshake ends after the listener closed: its first request is served; an idle one gets its GOAWAY after headerGrace', async () => {
+  it('D5.5 a TLS connection whose handshake ends after the listener closed: its first request is served; an idle one gets its GOAWAY after headerGrace', async () => {
     const { cert } = await testCertificate()
     await using app = await startH2({ headerGrace: 300 }, 'h2')
     // two TCP connections accepted before the drain (not just queued in the backlog, which the
@@ -463,7 +463,7 @@ describe('HTTP/2 over TLS', () => {
     expect(await done).toMatchObject({ ok: true, forced: [] })
   })
 
-  it('D12 allowHTTP1 under mixed h1/h2 requests during a drain: no Connection header on any h2 response, Connection: close on h1', async () => {
+  it('D12.7 allowHTTP1 under mixed h1/h2 requests during a drain: no Connection header on any h2 response, Connection: close on h1', async () => {
     const { cert } = await testCertificate()
     await using app = await startH2({ readinessDelay: 300 }, 'allowHTTP1')
     const agent = new https.Agent({ keepAlive: true, ca: cert })
@@ -494,7 +494,7 @@ describe('HTTP/2 over TLS', () => {
     expect(await done).toMatchObject({ ok: true, requestsCompleted: 6 })
   })
 
-  it("D12 allowHTTP1 with duringDrain: 'reject': h2 requests get 503 without a Connection header, h1 ones 503 with Connection: close", async () => {
+  it("D12.8 allowHTTP1 with duringDrain: 'reject': h2 requests get 503 without a Connection header, h1 ones 503 with Connection: close", async () => {
     const { cert } = await testCertificate()
     await using app = await startH2({ readinessDelay: 300, duringDrain: 'reject' }, 'allowHTTP1')
     const agent = new https.Agent({ keepAlive: false, ca: cert })

@@ -64,7 +64,7 @@ async function acceptedRawSocket(app: HttpsApp): Promise<net.Socket> {
 }
 
 describe('HTTPS behaves as HTTP (D12)', () => {
-  it('D2 an in-flight HTTPS request completes with Connection: close and its TLS socket gets FIN right after', async () => {
+  it('D2.7 an in-flight HTTPS request completes with Connection: close and its TLS socket gets FIN right after', async () => {
     await using app = await startHttps({ idleGrace: 1000 })
     const c = await StreamClient.connect(app.port, { ca: app.ca })
     c.get('/slow?ms=300')
@@ -78,7 +78,7 @@ describe('HTTPS behaves as HTTP (D12)', () => {
     expect(await report).toMatchObject({ ok: true, requestsCompleted: 1, socketsForced: 0 })
   })
 
-  it('D1 an idle keep-alive TLS socket is closed once quiet for idleGrace, not at the instant the drain starts', async () => {
+  it('D1.7 an idle keep-alive TLS socket is closed once quiet for idleGrace, not at the instant the drain starts', async () => {
     await using app = await startHttps({ idleGrace: 300 })
     const c = await StreamClient.connect(app.port, { ca: app.ca })
     c.get('/fast')
@@ -93,7 +93,7 @@ describe('HTTPS behaves as HTTP (D12)', () => {
     expect(report).toMatchObject({ ok: true, socketsClosedIdle: 1, socketsForced: 0 })
   })
 
-  it('D3 a request on an existing TLS connection during the drain is served with Connection: close', async () => {
+  it('D3.3 a request on an existing TLS connection during the drain is served with Connection: close', async () => {
     await using app = await startHttps({ idleGrace: 300 })
     const c = await StreamClient.connect(app.port, { ca: app.ca })
     c.get('/fast')
@@ -107,7 +107,7 @@ describe('HTTPS behaves as HTTP (D12)', () => {
     expect((await report).ok).toBe(true)
   })
 
-  it('D5 a TLS socket stuck in its handshake (TCP connected, no ClientHello) is closed after headerGrace and never holds the drain', async () => {
+  it('D5.6 a TLS socket stuck in its handshake (TCP connected, no ClientHello) is closed after headerGrace and never holds the drain', async () => {
     await using app = await startHttps({ headerGrace: 200 })
     const stuck = await acceptedRawSocket(app)
     const closed = once(stuck, 'close')
@@ -121,7 +121,7 @@ describe('HTTPS behaves as HTTP (D12)', () => {
     expect(report).toMatchObject({ ok: true, forced: [] })
   })
 
-  it('D5 a TLS socket that finished its handshake but sends only half of its headers is closed after headerGrace', async () => {
+  it('D5.7 a TLS socket that finished its handshake but sends only half of its headers is closed after headerGrace', async () => {
     await using app = await startHttps({ headerGrace: 200 })
     const socket = tls.connect({ port: app.port, host: '127.0.0.1', ca: app.ca })
     socket.on('error', () => {})
@@ -138,7 +138,7 @@ describe('HTTPS behaves as HTTP (D12)', () => {
     expect(report.ok).toBe(true)
   })
 
-  it('D6 a handshake still stuck at the deadline is destroyed and named in the report', async () => {
+  it('D6.7 a handshake still stuck at the deadline is destroyed and named in the report', async () => {
     await using app = await startHttps({ headerGrace: 5000, timeout: 200, abortGrace: 20 })
     const stuck = await acceptedRawSocket(app)
     const closed = once(stuck, 'close')
@@ -148,7 +148,7 @@ describe('HTTPS behaves as HTTP (D12)', () => {
     expect(report.forced).toEqual([expect.objectContaining({ kind: 'socket', type: 'tls-handshake' })])
   })
 
-  it('D6 at the deadline a running HTTPS request has its signal aborted ("shutdown deadline"), then its socket is destroyed and named', async () => {
+  it('D6.8 at the deadline a running HTTPS request has its signal aborted ("shutdown deadline"), then its socket is destroyed and named', async () => {
     await using app = await startHttps({ timeout: 250, abortGrace: 50 })
     const c = await StreamClient.connect(app.port, { ca: app.ca })
     c.get('/never')
@@ -163,7 +163,7 @@ describe('HTTPS behaves as HTTP (D12)', () => {
     ]))
   })
 
-  it('D12 a keep-alive https.Agent sees every response of a drain complete (the last ones with Connection: close)', async () => {
+  it('D12.9 a keep-alive https.Agent sees every response of a drain complete (the last ones with Connection: close)', async () => {
     await using app = await startHttps({ readinessDelay: 200 })
     const agent = new https.Agent({ keepAlive: true, maxSockets: 4, ca: app.ca })
     const get = (path: string): Promise<{ status: number; connection: string | undefined; body: string }> => new Promise((resolve, reject) => {

@@ -92,7 +92,7 @@ function listenerClosed(server: unknown): Promise<number> {
 }
 
 describe('streaming responses and Server-Sent Events', () => {
-  it('D2 an SSE stream that ends itself when `draining` aborts sends its last event, and its socket gets FIN right after (idle grace, then FIN)', async () => {
+  it('D2.8 an SSE stream that ends itself when `draining` aborts sends its last event, and its socket gets FIN right after (idle grace, then FIN)', async () => {
     await using app = await startSse({ idleGrace: 300 })
     const c = await subscribe(app, '/events?mode=drain')
     const head = await c.head(1)
@@ -109,7 +109,7 @@ describe('streaming responses and Server-Sent Events', () => {
     expect(await report).toMatchObject({ ok: true, requestsCompleted: 1, socketsClosedIdle: 1, forced: [] })
   })
 
-  it('D4 a beforeShutdown hook finishes every open stream before the listener closes', async () => {
+  it('D4.4 a beforeShutdown hook finishes every open stream before the listener closes', async () => {
     await using app = await startSse()
     const clients = await Promise.all([1, 2, 3].map((i) => subscribe(app, `/events?mode=hook&i=${i}`)))
     let allEndedAt = Infinity
@@ -131,7 +131,7 @@ describe('streaming responses and Server-Sent Events', () => {
     expect(report.hooks).toEqual([expect.objectContaining({ name: 'sse-goodbye', ok: true })])
   })
 
-  it('D15 many streams listening on `draining` raise no MaxListenersExceededWarning (Node 20 warns at 11 on a plain AbortSignal)', async () => {
+  it('D15.1 many streams listening on `draining` raise no MaxListenersExceededWarning (Node 20 warns at 11 on a plain AbortSignal)', async () => {
     await using app = await startSse({ idleGrace: 20 })
     const warnings: Error[] = []
     const onWarning = (w: Error): void => { warnings.push(w) }
@@ -154,7 +154,7 @@ describe('streaming responses and Server-Sent Events', () => {
     }
   })
 
-  it('D6 a stream that ignores the drain has its request signal aborted at the deadline, then its socket is destroyed; the report names it', async () => {
+  it('D6.9 a stream that ignores the drain has its request signal aborted at the deadline, then its socket is destroyed; the report names it', async () => {
     await using app = await startSse({ timeout: 300, abortGrace: 100 })
     const c = await subscribe(app, '/events?mode=deadline&end=0')
     const report = await app.g.shutdown()
@@ -170,7 +170,7 @@ describe('streaming responses and Server-Sent Events', () => {
     ]))
   })
 
-  it('D6 a stream that ends when its request signal aborts finishes cleanly in the short moment before the deadline destroys anything', async () => {
+  it('D6.10 a stream that ends when its request signal aborts finishes cleanly in the short moment before the deadline destroys anything', async () => {
     await using app = await startSse({ timeout: 300, abortGrace: 150 })
     const c = await subscribe(app, '/events?mode=deadline&end=1')
     const report = await app.g.shutdown()

@@ -50,7 +50,7 @@ async function start(options: ExpressGracefulOptions = {}, attach = true): Promi
 }
 
 describe('Express 5 over HTTPS', () => {
-  it('D12 an in-flight request completes with Connection: close and its TLS socket gets FIN right after; an idle keep-alive TLS socket closes after idleGrace', async () => {
+  it('D12.17 an in-flight request completes with Connection: close and its TLS socket gets FIN right after; an idle keep-alive TLS socket closes after idleGrace', async () => {
     await using app = await start({ idleGrace: 600 })
     const busy = await StreamClient.connect(app.port, { ca: app.ca })
     const idle = await StreamClient.connect(app.port, { ca: app.ca })
@@ -70,7 +70,7 @@ describe('Express 5 over HTTPS', () => {
     expect(app.log.ran).toEqual(['/fast', '/slow'])
   })
 
-  it('D5 a TLS socket stuck in its handshake is closed after headerGrace (attached before the first request, D17)', async () => {
+  it('D5.8 a TLS socket stuck in its handshake is closed after headerGrace (attached before the first request, D17)', async () => {
     await using app = await start({ headerGrace: 200 })
     const accepted = once(app.server, 'connection')
     const stuck = net.connect(app.port, '127.0.0.1')
@@ -84,7 +84,7 @@ describe('Express 5 over HTTPS', () => {
     expect(report).toMatchObject({ ok: true, forced: [] })
   })
 
-  it('D6 at the deadline an HTTPS request\'s signal aborts with "shutdown deadline" and the report names it', async () => {
+  it('D6.11 at the deadline an HTTPS request\'s signal aborts with "shutdown deadline" and the report names it', async () => {
     await using app = await start({ timeout: 250, abortGrace: 50 })
     const c = await StreamClient.connect(app.port, { ca: app.ca })
     c.get('/never')
@@ -97,7 +97,7 @@ describe('Express 5 over HTTPS', () => {
     ]))
   })
 
-  it('D17 with a plain app.use(g) the middleware attaches at the first HTTPS request and drains it', async () => {
+  it('D17.4 with a plain app.use(g) the middleware attaches at the first HTTPS request and drains it', async () => {
     await using app = await start({}, false)
     expect(app.g.servers).toEqual([])
     const c = await StreamClient.connect(app.port, { ca: app.ca })

@@ -104,7 +104,7 @@ describe('dual stack (D16)', () => {
     expect(app.fastify.graceful.servers).toEqual([app.fastify.server, secondary[0]])
   })
 
-  it('D16 fastify.close() waits for a request on ::1 and answers it with Connection: close, closes a half-sent socket there, and refuses new ::1 connections once the listener closed', async () => {
+  it('D16.1 fastify.close() waits for a request on ::1 and answers it with Connection: close, closes a half-sent socket there, and refuses new ::1 connections once the listener closed', async () => {
     await using app = await start({ headerGrace: 200 }, { host: 'localhost' })
     const v6 = app.fastify.graceful.servers[1]
     const slow = await new V6Client(app.port).connected()

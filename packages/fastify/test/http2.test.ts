@@ -36,7 +36,7 @@ function request(client: http2.ClientHttp2Session, path: string): Promise<{ stat
 }
 
 describe('Fastify with http2: true (h2c)', () => {
-  it('D12 fastify.close() drains: a stream in flight completes (no Connection header), the session gets the two-step GOAWAY, and close() resolves after it', async () => {
+  it('D12.18 fastify.close() drains: a stream in flight completes (no Connection header), the session gets the two-step GOAWAY, and close() resolves after it', async () => {
     const { fastify, ran, origin } = await h2cApp()
     const client = http2.connect(origin)
     const goaways: Array<[number, number]> = []
@@ -66,7 +66,7 @@ describe('Fastify with http2: true (h2c)', () => {
   // own suite runs its two tests of this case on Node < 24 only. Before 24, quiesce's idle grace
   // for sessions (D1) lets the stream in, and Fastify answers it.
   const nodeClosesSessions = Number(process.versions.node.split('.')[0]) >= 24
-  it(`D12 a request sent on an idle session at the moment fastify.close() starts is ${nodeClosesSessions ? "refused by Node's own session close (Node ≥ 24)" : 'processed: Fastify answers it (503 with Retry-After while closing, or 200 with return503OnClosing: false)'}`, async () => {
+  it(`D12.19 a request sent on an idle session at the moment fastify.close() starts is ${nodeClosesSessions ? "refused by Node's own session close (Node ≥ 24)" : 'processed: Fastify answers it (503 with Retry-After while closing, or 200 with return503OnClosing: false)'}`, async () => {
     for (const [options, expected] of [[{}, 503], [{ return503OnClosing: false }, 200]] as const) {
       const { fastify, origin } = await h2cApp(options)
       const client = http2.connect(origin)

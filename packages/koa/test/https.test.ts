@@ -55,7 +55,7 @@ async function start(options: KoaGracefulOptions = {}, over: 'https' | 'h2+h1' =
 }
 
 describe('Koa 3 over HTTPS', () => {
-  it('D12 an in-flight request completes with Connection: close and its TLS socket gets FIN right after; an idle keep-alive TLS socket closes after idleGrace', async () => {
+  it('D12.20 an in-flight request completes with Connection: close and its TLS socket gets FIN right after; an idle keep-alive TLS socket closes after idleGrace', async () => {
     await using app = await start({ idleGrace: 600 })
     const busy = await StreamClient.connect(app.port, { ca: app.ca })
     const idle = await StreamClient.connect(app.port, { ca: app.ca })
@@ -73,7 +73,7 @@ describe('Koa 3 over HTTPS', () => {
     expect(await report).toMatchObject({ ok: true, requestsCompleted: 1, socketsClosedIdle: 1, socketsForced: 0 })
   })
 
-  it('D5 a TLS socket stuck in its handshake is closed after headerGrace', async () => {
+  it('D5.9 a TLS socket stuck in its handshake is closed after headerGrace', async () => {
     await using app = await start({ headerGrace: 200 })
     const accepted = once(app.server, 'connection')
     const stuck = net.connect(app.port, '127.0.0.1')
@@ -87,7 +87,7 @@ describe('Koa 3 over HTTPS', () => {
     expect(report).toMatchObject({ ok: true, forced: [] })
   })
 
-  it('D6 ctx.signal aborts with "shutdown deadline" at the deadline over HTTPS, and the handler still answers in the short moment', async () => {
+  it('D6.12 ctx.signal aborts with "shutdown deadline" at the deadline over HTTPS, and the handler still answers in the short moment', async () => {
     await using app = await start({ timeout: 250, abortGrace: 150 })
     const c = await StreamClient.connect(app.port, { ca: app.ca })
     c.get('/never')
@@ -99,7 +99,7 @@ describe('Koa 3 over HTTPS', () => {
     expect(report.forced.filter((f) => f.kind === 'request')).toEqual([])
   })
 
-  it('D12 Koa over http2.createSecureServer({ allowHTTP1 }): the h2 stream completes without a Connection header after the two-step GOAWAY; h1 gets Connection: close', async () => {
+  it('D12.21 Koa over http2.createSecureServer({ allowHTTP1 }): the h2 stream completes without a Connection header after the two-step GOAWAY; h1 gets Connection: close', async () => {
     await using app = await start({}, 'h2+h1')
     const client = http2.connect(`https://127.0.0.1:${app.port}`, { ca: app.ca })
     client.on('error', () => {})
