@@ -4,6 +4,7 @@ import diagnostics from 'node:diagnostics_channel'
 import { once } from 'node:events'
 import { expect } from 'vitest'
 import type { ShutdownReport } from '@quiesce/core'
+import { connectOutcome, listenerClosed, request } from '../helpers/http.js'
 import { RawClient } from '../helpers/raw.js'
 import type { App, Target } from './fixtures/app.js'
 
@@ -21,19 +22,6 @@ export interface Case {
 
 const OK = (r: { status: number }) => expect(r.status).toBe(200)
 
-function listenerClosed(app: App): Promise<void> {
-  return new Promise((resolve) => {
-    const ch = diagnostics.channel('quiesce:listener:close')
-    const on = (message: unknown): void => {
-      const m = message as { server: unknown; controller: unknown }
-      if (m.server !== app.server) return
-      ch.unsubscribe(on)
-      resolve()
-    }
-    ch.subscribe(on)
-  })
-}
-
 /** Node's own diagnostics channel: fires when the server has parsed a request, before any listener. */
 function requestStarted(url: string): Promise<void> {
   return new Promise((resolve) => {
@@ -44,28 +32,6 @@ function requestStarted(url: string): Promise<void> {
       resolve()
     }
     ch.subscribe(on)
-  })
-}
-
-function connectRefused(port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1')
-    s.on('connect', () => { s.destroy(); resolve('connected') })
-    s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message))
-  })
-}
-
-function request(app: App, path: string, agent?: http.Agent, method = 'GET', body?: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: app.port, path, method, agent: agent ?? false }, (res) => {
-      let data = ''
-      res.setEncoding('utf8')
-      res.on('data', (d: string) => { data += d })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data }))
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end(body)
   })
 }
 
@@ -246,12 +212,12 @@ export const cases: Case[] = [
     async run(target) {
       await using app = await target.start({ idleGrace: 2000 })
       const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
-      OK(await request(app, '/fast?warm', agent))
+      OK(await request(app.port, '/fast?warm', { agent }))
       const holder = await RawClient.connect(app.port)
       holder.get('/slow?ms=300')
       await app.log.waitRan('GET /slow?ms=300')
       const report = app.g.shutdown()
-      const during = await request(app, '/fast?during', agent)
+      const during = await request(app.port, '/fast?during', { agent })
       OK(during)
       expect(during.headers.connection).toBe('close')
       await holder.response()
@@ -288,21 +254,21 @@ export const cases: Case[] = [
     async run(target) {
       await using app = await target.start({ readinessDelay: 400 })
       expect(app.g.ready).toBe(true)
-      const ready = await request(app, '/ready')
+      const ready = await request(app.port, '/ready')
       expect(ready.status).toBe(200)
-      const closed = listenerClosed(app)
+      const closed = listenerClosed(app.server)
       const report = app.g.shutdown()
       expect(app.g.state).toBe('draining')
       expect(app.g.draining.aborted).toBe(true)
       expect(app.g.ready).toBe(false)
-      const notReady = await request(app, '/ready')
+      const notReady = await request(app.port, '/ready')
       expect(notReady.status).toBe(503)
       // the listener is still open: a brand-new connection is served, and told to close
-      const fresh = await request(app, '/fast?announce')
+      const fresh = await request(app.port, '/fast?announce')
       OK(fresh)
       expect(fresh.headers.connection).toBe('close')
       await closed
-      expect(await connectRefused(app.port)).toBe('ECONNREFUSED')
+      expect(await connectOutcome(app.port)).toBe('ECONNREFUSED')
       const r = await report
       expect(r.ok).toBe(true)
       expect(r.drainMs).toBeGreaterThanOrEqual(390)
@@ -332,7 +298,7 @@ export const cases: Case[] = [
       const c = await RawClient.connect(app.port)
       c.write('GET /fast?late-headers HTTP/1.1\r\nHost: 127.0.0.1\r\n')
       const report = app.g.shutdown()
-      await listenerClosed(app).catch(() => {})
+      await listenerClosed(app.server).catch(() => {})
       c.write('\r\n')
       const r = await c.response()
       OK(r)
@@ -397,10 +363,10 @@ export const cases: Case[] = [
     async run(target) {
       await using app = await target.start()
       const agent = new http.Agent({ keepAlive: true })
-      OK(await request(app, '/fast', agent))
+      OK(await request(app.port, '/fast', { agent }))
       let closeAt = 0
       app.server.once('close', () => { closeAt = performance.now() })
-      const slow = request(app, '/slow?ms=200', agent)
+      const slow = request(app.port, '/slow?ms=200', { agent })
       await app.log.waitRan('GET /slow?ms=200')
       const report = app.g.shutdown()
       const res = await slow
@@ -464,8 +430,8 @@ export const cases: Case[] = [
     title: 'a handler that throws or rejects answers 500, and a concurrent request is untouched',
     async run(target) {
       await using app = await target.start()
-      const slow = request(app, '/slow?ms=150')
-      const [thrown, rejected] = await Promise.all([request(app, '/throw'), request(app, '/reject')])
+      const slow = request(app.port, '/slow?ms=150')
+      const [thrown, rejected] = await Promise.all([request(app.port, '/throw'), request(app.port, '/reject')])
       expect(thrown.status).toBe(500)
       expect(rejected.status).toBe(500)
       const s = await slow
@@ -479,7 +445,7 @@ export const cases: Case[] = [
     title: 'requestSignal() for a request that finished normally never aborts',
     async run(target) {
       await using app = await target.start()
-      OK(await request(app, '/fast'))
+      OK(await request(app.port, '/fast'))
       expect(app.log.aborts).toEqual([])
     },
   },
@@ -528,14 +494,14 @@ export const cases: Case[] = [
       await app.g.pause({ mode: 'refuse' })
       expect(app.g.state).toBe('paused')
       expect(app.g.ready).toBe(true)
-      expect(await connectRefused(app.port)).toBe('ECONNREFUSED')
+      expect(await connectOutcome(app.port)).toBe('ECONNREFUSED')
       c.get('/fast?during-pause')
       const during = await c.response(2)
       OK(during)
       expect(during.headers.connection).toBe('keep-alive')
       await app.g.resume()
       expect(app.g.state).toBe('running')
-      OK(await request(app, '/fast?after'))
+      OK(await request(app.port, '/fast?after'))
       c.destroy()
     },
   },
@@ -554,7 +520,7 @@ export const cases: Case[] = [
       await c.ended()
       expect(app.log.ran).not.toContain('GET /fast?paused')
       await app.g.resume()
-      OK(await request(app, '/fast?resumed'))
+      OK(await request(app.port, '/fast?resumed'))
     },
   },
   {
@@ -563,7 +529,7 @@ export const cases: Case[] = [
     async run(target) {
       await using app = await target.start()
       await app.g.pause({ mode: 'hold', maxWait: 5000 })
-      const held = request(app, '/fast?held')
+      const held = request(app.port, '/fast?held')
       const order: string[] = []
       void held.then(() => order.push('answered'))
       // the request is parked before its handler: wait until the server has parsed it
@@ -578,7 +544,7 @@ export const cases: Case[] = [
 
       await app.g.pause({ mode: 'hold', maxWait: 200 })
       const t0 = performance.now()
-      const late = await request(app, '/fast?too-long')
+      const late = await request(app.port, '/fast?too-long')
       expect(late.status).toBe(503)
       expect(late.headers['retry-after']).toBeDefined()
       expect(performance.now() - t0).toBeGreaterThanOrEqual(190)
@@ -600,7 +566,7 @@ export const cases: Case[] = [
       }
       expect(count(app.server)).toBe(serverBefore)
       expect(count(process)).toBe(processBefore)
-      OK(await request(app, '/fast'))
+      OK(await request(app.port, '/fast'))
       await app.g.pause()
       const report = await app.g.shutdown()
       expect(report.ok).toBe(true)

@@ -1,17 +1,7 @@
-import http from 'node:http'
 import { describe, expect, it } from 'vitest'
 import { Child } from '../helpers/child.js'
+import { get } from '../helpers/http.js'
 import { RawClient } from '../helpers/raw.js'
-
-function get(port: number, path: string, agent?: http.Agent): Promise<{ status: number; body: string; connection: string | undefined }> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path, agent: agent ?? false }, (res) => {
-      let body = ''
-      res.setEncoding('utf8').on('data', (d: string) => { body += d })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, connection: res.headers.connection }))
-    }).on('error', reject)
-  })
-}
 
 describe('signals and exit codes', () => {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {

@@ -2,13 +2,13 @@ import http2 from 'node:http2'
 import https from 'node:https'
 import net from 'node:net'
 import tls from 'node:tls'
-import diagnostics from 'node:diagnostics_channel'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { graceful, requestSignal, type GracefulOptions, type GracefulServer } from '@quiesce/core'
 import { AppLog } from '../../../test/conformance/fixtures/app.js'
 import { RawH2Client, type Goaway } from '../../../test/helpers/h2raw.js'
+import { acceptedSocket, h2request, listenerClosed, type H2Answer } from '../../../test/helpers/http.js'
 import { testCertificate } from '../../../test/helpers/tls.js'
 
 const MAX_STREAM_ID = 2 ** 31 - 1
@@ -77,30 +77,6 @@ async function startH2(options: GracefulOptions = {}, kind: 'h2c' | 'h2' | 'allo
   }
 }
 
-interface H2Result {
-  status: number
-  headers: http2.IncomingHttpHeaders
-  body: string
-}
-
-/** One request on an existing session; rejects with the stream's error. */
-function h2request(client: http2.ClientHttp2Session, path: string, method = 'GET', body?: string): Promise<H2Result> {
-  return new Promise((resolve, reject) => {
-    const stream = client.request({ ':path': path, ':method': method })
-    let headers: http2.IncomingHttpHeaders = {}
-    let data = ''
-    stream.setEncoding('utf8')
-    stream.on('response', (h) => { headers = h })
-    stream.on('data', (d: string) => { data += d })
-    stream.on('end', () => {
-      if (headers[':status'] === undefined) reject(new Error(`stream ended without a response (rstCode ${stream.rstCode})`))
-      else resolve({ status: Number(headers[':status']), headers, body: data })
-    })
-    stream.on('error', reject)
-    stream.end(body)
-  })
-}
-
 /** The GOAWAY frames a Node client saw, in order: [code, lastStreamID]. */
 function recordGoaways(client: http2.ClientHttp2Session): Array<[number, number]> {
   const seen: Array<[number, number]> = []
@@ -112,18 +88,6 @@ function connect(app: H2App, ca?: string): http2.ClientHttp2Session {
   const client = http2.connect(app.origin, ca === undefined ? {} : { ca })
   client.on('error', () => {}) // asserted through the streams
   return client
-}
-
-function listenerClosed(server: unknown): Promise<number> {
-  return new Promise((resolve) => {
-    const ch = diagnostics.channel('quiesce:listener:close')
-    const on = (message: unknown): void => {
-      if ((message as { server: unknown }).server !== server) return
-      ch.unsubscribe(on)
-      resolve(performance.now())
-    }
-    ch.subscribe(on)
-  })
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
@@ -419,9 +383,7 @@ describe('HTTP/2 over TLS', () => {
 
   it('D5.4 a TLS socket stuck in its handshake (TCP connected, no ClientHello) is closed after headerGrace', async () => {
     await using app = await startH2({ headerGrace: 200 }, 'h2')
-    const accepted = once(app.server, 'connection')
-    const stuck = net.connect(app.port, '127.0.0.1')
-    await accepted
+    const stuck = await acceptedSocket(app.server, app.port)
     const closed = once(stuck, 'close')
     expect(app.g.stats().connections).toBe(1)
     const t0 = performance.now()
@@ -467,7 +429,7 @@ describe('HTTP/2 over TLS', () => {
     const { cert } = await testCertificate()
     await using app = await startH2({ readinessDelay: 300 }, 'allowHTTP1')
     const agent = new https.Agent({ keepAlive: true, ca: cert })
-    const h1 = (path: string): Promise<H2Result> => new Promise((resolve, reject) => {
+    const h1 = (path: string): Promise<H2Answer> => new Promise((resolve, reject) => {
       https.get({ host: '127.0.0.1', port: app.port, path, agent }, (res) => {
         let body = ''
         res.setEncoding('utf8')
@@ -498,7 +460,7 @@ describe('HTTP/2 over TLS', () => {
     const { cert } = await testCertificate()
     await using app = await startH2({ readinessDelay: 300, duringDrain: 'reject' }, 'allowHTTP1')
     const agent = new https.Agent({ keepAlive: false, ca: cert })
-    const h1 = (path: string): Promise<H2Result> => new Promise((resolve, reject) => {
+    const h1 = (path: string): Promise<H2Answer> => new Promise((resolve, reject) => {
       https.get({ host: '127.0.0.1', port: app.port, path, agent }, (res) => {
         res.resume()
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers as http2.IncomingHttpHeaders, body: '' }))

@@ -1,13 +1,13 @@
+import type http from 'node:http'
 import https from 'node:https'
-import net from 'node:net'
 import tls from 'node:tls'
 import { once } from 'node:events'
-import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { graceful, requestSignal, type GracefulOptions, type GracefulServer } from '@quiesce/core'
 import { AppLog } from '../../../test/conformance/fixtures/app.js'
+import { acceptedSocket } from '../../../test/helpers/http.js'
 import { StreamClient } from '../../../test/helpers/stream.js'
-import { testCertificate } from '../../../test/helpers/tls.js'
+import { listenSecure } from '../../../test/helpers/tls.js'
 
 const defaults: GracefulOptions = { signals: false, logger: false, timeout: 3000 }
 
@@ -21,9 +21,8 @@ interface HttpsApp extends AsyncDisposable {
 
 /** `https.createServer` behind `graceful()`: `/fast`, `/slow?ms=N`, `/never` (answers only when its signal aborts). */
 async function startHttps(options: GracefulOptions = {}): Promise<HttpsApp> {
-  const { key, cert } = await testCertificate()
   const log = new AppLog()
-  const server = https.createServer({ key, cert }, async (req, res) => {
+  const handler = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'https://x')
     const id = `${req.method} ${req.url}`
     log.push('ran', id)
@@ -42,25 +41,13 @@ async function startHttps(options: GracefulOptions = {}): Promise<HttpsApp> {
       return
     }
     res.writeHead(404).end()
-  })
-  server.keepAliveTimeout = 60_000
-  const g = graceful(server, { ...defaults, ...options })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
+  }
+  let g!: GracefulServer
+  const { server, port, ca } = await listenSecure(({ key, cert }) => https.createServer({ key, cert }, handler), (s) => { g = graceful(s, { ...defaults, ...options }) })
   return {
-    server, g, log, ca: cert,
-    port: (server.address() as AddressInfo).port,
+    server, g, log, ca, port,
     [Symbol.asyncDispose]: async () => { if (g.state !== 'closed') await g.shutdown({ timeout: 200 }) },
   }
-}
-
-/** A raw TCP connection the server has accepted (not one still waiting in the backlog). */
-async function acceptedRawSocket(app: HttpsApp): Promise<net.Socket> {
-  const accepted = once(app.server, 'connection')
-  const socket = net.connect(app.port, '127.0.0.1')
-  socket.on('error', () => {})
-  await accepted
-  return socket
 }
 
 describe('HTTPS behaves as HTTP (D12)', () => {
@@ -109,7 +96,7 @@ describe('HTTPS behaves as HTTP (D12)', () => {
 
   it('D5.6 a TLS socket stuck in its handshake (TCP connected, no ClientHello) is closed after headerGrace and never holds the drain', async () => {
     await using app = await startHttps({ headerGrace: 200 })
-    const stuck = await acceptedRawSocket(app)
+    const stuck = await acceptedSocket(app.server, app.port)
     const closed = once(stuck, 'close')
     expect(app.g.stats().connections).toBe(1)
     const started = performance.now()
@@ -140,7 +127,7 @@ describe('HTTPS behaves as HTTP (D12)', () => {
 
   it('D6.7 a handshake still stuck at the deadline is destroyed and named in the report', async () => {
     await using app = await startHttps({ headerGrace: 5000, timeout: 200, abortGrace: 20 })
-    const stuck = await acceptedRawSocket(app)
+    const stuck = await acceptedSocket(app.server, app.port)
     const closed = once(stuck, 'close')
     const report = await app.g.shutdown()
     await closed

@@ -4,6 +4,7 @@ import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { graceful, ResumeError } from '@quiesce/core'
+import { get } from '../../../test/helpers/http.js'
 
 /** Another process that takes the port while we are paused; it lets go after `holdMs` (or never). */
 async function squatter(port: number, holdMs: number | null): Promise<{ exited: Promise<unknown>; kill: () => void }> {
@@ -15,12 +16,6 @@ async function squatter(port: number, holdMs: number | null): Promise<{ exited: 
   const exited = once(child, 'exit')
   await once(child.stdout, 'data')
   return { exited, kill: () => child.kill('SIGKILL') }
-}
-
-function get(port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, agent: false }, (res) => { res.resume(); resolve(res.statusCode ?? 0) }).on('error', reject)
-  })
 }
 
 describe('D13 resume()', () => {
@@ -37,7 +32,7 @@ describe('D13 resume()', () => {
     expect(performance.now() - t0).toBeGreaterThanOrEqual(250)
     await other.exited
     expect((server.address() as AddressInfo).port).toBe(port)
-    expect(await get(port)).toBe(200)
+    expect((await get(port)).status).toBe(200)
     await g.shutdown()
   })
 
@@ -62,7 +57,7 @@ describe('D13 resume()', () => {
     }
     await g.resume()
     expect(g.state).toBe('running')
-    expect(await get(port)).toBe(200)
+    expect((await get(port)).status).toBe(200)
     await g.shutdown()
   })
 })

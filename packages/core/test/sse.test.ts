@@ -1,10 +1,10 @@
 import http from 'node:http'
-import diagnostics from 'node:diagnostics_channel'
 import { once, setMaxListeners } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { graceful, requestSignal, type GracefulOptions, type GracefulServer } from '@quiesce/core'
 import { AppLog } from '../../../test/conformance/fixtures/app.js'
+import { listenerClosed } from '../../../test/helpers/http.js'
 import { StreamClient } from '../../../test/helpers/stream.js'
 
 const defaults: GracefulOptions = { signals: false, logger: false, timeout: 3000 }
@@ -77,18 +77,6 @@ async function subscribe(app: SseApp, path: string): Promise<StreamClient> {
   c.get(path, 'Accept: text/event-stream\r\n')
   await c.event(2) // the stream is live: two ticks arrived
   return c
-}
-
-function listenerClosed(server: unknown): Promise<number> {
-  return new Promise((resolve) => {
-    const ch = diagnostics.channel('quiesce:listener:close')
-    const on = (message: unknown): void => {
-      if ((message as { server: unknown }).server !== server) return
-      ch.unsubscribe(on)
-      resolve(performance.now())
-    }
-    ch.subscribe(on)
-  })
 }
 
 describe('streaming responses and Server-Sent Events', () => {

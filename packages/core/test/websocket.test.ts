@@ -3,7 +3,6 @@ import https from 'node:https'
 import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import diagnostics from 'node:diagnostics_channel'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
@@ -11,6 +10,7 @@ import { describe, expect, it } from 'vitest'
 import { WebSocket, WebSocketServer } from 'ws'
 import { graceful, type GracefulOptions, type GracefulServer } from '@quiesce/core'
 import { Child } from '../../../test/helpers/child.js'
+import { listenerClosed } from '../../../test/helpers/http.js'
 import { StreamClient } from '../../../test/helpers/stream.js'
 import { testCertificate } from '../../../test/helpers/tls.js'
 
@@ -86,18 +86,6 @@ async function openClient(url: string, ca?: string): Promise<{ ws: WebSocket; cl
   const [reply] = await once(ws, 'message')
   expect(String(reply)).toBe('echo:hi')
   return { ws, closed }
-}
-
-function listenerClosed(server: unknown): Promise<number> {
-  return new Promise((resolve) => {
-    const ch = diagnostics.channel('quiesce:listener:close')
-    const on = (message: unknown): void => {
-      if ((message as { server: unknown }).server !== server) return
-      ch.unsubscribe(on)
-      resolve(performance.now())
-    }
-    ch.subscribe(on)
-  })
 }
 
 /** A WebSocket client that completes the handshake and then ignores every frame, the close frame included. */

@@ -1,25 +1,15 @@
 import https from 'node:https'
-import net from 'node:net'
 import { once } from 'node:events'
-import type { AddressInfo } from 'node:net'
 import express from 'express'
 import { describe, expect, it } from 'vitest'
 import { graceful, requestSignal, type ExpressGracefulOptions, type GracefulMiddleware } from '@quiesce/express'
 import { AppLog } from '../../../test/conformance/fixtures/app.js'
+import { acceptedSocket } from '../../../test/helpers/http.js'
 import { StreamClient } from '../../../test/helpers/stream.js'
-import { testCertificate } from '../../../test/helpers/tls.js'
-
-interface App extends AsyncDisposable {
-  server: https.Server
-  g: GracefulMiddleware
-  port: number
-  ca: string
-  log: AppLog
-}
+import { startSecureMiddleware, type SecureMiddlewareApp } from '../../../test/helpers/tls.js'
 
 /** Express 5 over `https.createServer`, the middleware attached to the server before it listens (D17) unless `attach: false`. */
-async function start(options: ExpressGracefulOptions = {}, attach = true): Promise<App> {
-  const { key, cert } = await testCertificate()
+async function start(options: ExpressGracefulOptions = {}, attach = true): Promise<SecureMiddlewareApp<GracefulMiddleware, https.Server>> {
   const g = graceful({ signals: false, logger: false, timeout: 3000, ...options })
   const app = express()
   const log = new AppLog()
@@ -34,19 +24,7 @@ async function start(options: ExpressGracefulOptions = {}, attach = true): Promi
     const signal = requestSignal(req)
     signal.addEventListener('abort', () => log.abort(req.url, (signal.reason as { code: string }).code), { once: true })
   })
-  const server = https.createServer({ key, cert }, app)
-  server.keepAliveTimeout = 60_000
-  if (attach) g.attach(server)
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  return {
-    server, g, log, ca: cert,
-    port: (server.address() as AddressInfo).port,
-    [Symbol.asyncDispose]: async () => {
-      if (g.state !== 'closed' && g.servers.length > 0) await g.shutdown({ timeout: 200 })
-      if (server.listening) server.close()
-    },
-  }
+  return startSecureMiddleware(g, log, ({ key, cert }) => https.createServer({ key, cert }, app), attach)
 }
 
 describe('Express 5 over HTTPS', () => {
@@ -72,10 +50,7 @@ describe('Express 5 over HTTPS', () => {
 
   it('D5.8 a TLS socket stuck in its handshake is closed after headerGrace (attached before the first request, D17)', async () => {
     await using app = await start({ headerGrace: 200 })
-    const accepted = once(app.server, 'connection')
-    const stuck = net.connect(app.port, '127.0.0.1')
-    stuck.on('error', () => {})
-    await accepted
+    const stuck = await acceptedSocket(app.server, app.port)
     const closed = once(stuck, 'close')
     const started = performance.now()
     const report = await app.g.shutdown()
