@@ -6,7 +6,7 @@ import { RawClient } from '../helpers/raw.js'
 describe('signals and exit codes', () => {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     it(`D9.4 ${signal} with idle keep-alive sockets (a browser's) exits 0 within a few hundred ms`, async () => {
-      await using child = new Child('server.mjs')
+      await using child = new Child('plain.mjs')
       const { port } = await child.ready()
       const clients = await Promise.all([1, 2, 3].map(() => RawClient.connect(port)))
       for (const c of clients) c.get('/fast')
@@ -22,7 +22,7 @@ describe('signals and exit codes', () => {
   }
 
   it('D9.5 SIGINT with an in-flight slow request exits 0 after the response was delivered complete', async () => {
-    await using child = new Child('server.mjs')
+    await using child = new Child('plain.mjs')
     const { port } = await child.ready()
     const c = await RawClient.connect(port)
     c.get('/slow?ms=400')
@@ -39,7 +39,7 @@ describe('signals and exit codes', () => {
   })
 
   it('D9.6 a second signal forces at once: the running request is aborted ("shutdown deadline") and the process exits 1', async () => {
-    await using child = new Child('server.mjs', { QUIESCE_OPTIONS: JSON.stringify({ timeout: 30_000 }) })
+    await using child = new Child('long-timeout.mjs')
     const { port } = await child.ready()
     const c = await RawClient.connect(port)
     c.get('/never')
@@ -56,7 +56,7 @@ describe('signals and exit codes', () => {
   })
 
   it('D6.13 D9 the deadline forces a never-ending request, names it, and the process exits 1', async () => {
-    await using child = new Child('server.mjs', { QUIESCE_OPTIONS: JSON.stringify({ timeout: 300 }) })
+    await using child = new Child('short-timeout.mjs')
     const { port } = await child.ready()
     const c = await RawClient.connect(port)
     c.get('/never')
@@ -69,7 +69,7 @@ describe('signals and exit codes', () => {
   })
 
   it('D9.7 a leaked setInterval does not keep the process alive after a signal', async () => {
-    await using child = new Child('server.mjs', { LEAK_INTERVAL: '1' })
+    await using child = new Child('stray-timer.mjs')
     await child.ready()
     child.kill('SIGTERM')
     const exit = await child.exited
@@ -77,7 +77,7 @@ describe('signals and exit codes', () => {
   })
 
   it('D9.8 signals: false leaves the signal alone (Node\'s default: the process dies by the signal)', async () => {
-    await using child = new Child('server.mjs', { QUIESCE_OPTIONS: JSON.stringify({ signals: false }) })
+    await using child = new Child('no-signals.mjs')
     await child.ready()
     child.kill('SIGTERM')
     const exit = await child.exited
@@ -86,7 +86,7 @@ describe('signals and exit codes', () => {
   })
 
   it('D9.9 two servers in one process both drain on one signal', async () => {
-    await using child = new Child('server.mjs', { SERVERS: '2' })
+    await using child = new Child('two-servers.mjs')
     const { ports } = await child.ready<{ ports: number[] }>()
     const [a, b] = await Promise.all(ports.map((p) => RawClient.connect(p)))
     a?.get('/slow?ms=300')
@@ -122,7 +122,7 @@ describe('signals and exit codes', () => {
   })
 
   it('D18.1 a drain longer than a second logs progress about once a second, and the report is one line that reaches the pipe', async () => {
-    await using child = new Child('server.mjs')
+    await using child = new Child('plain.mjs')
     const { port } = await child.ready()
     const c = await RawClient.connect(port)
     c.get('/slow?ms=2300')
@@ -143,7 +143,7 @@ describe('signals and exit codes', () => {
 
 describe('cleanup hooks', () => {
   it('D8.1 hooks run after the server closed, last registered first; a hanging one is cut at its limit, a throwing one is reported, the others run; exit 1', async () => {
-    await using child = new Child('server.mjs', { HOOKS: 'first:ok,hangs:hang,throws:throw,last:slow' })
+    await using child = new Child('hooks.mjs')
     const { port } = await child.ready()
     const c = await RawClient.connect(port)
     c.get('/slow?ms=200')
@@ -166,7 +166,7 @@ describe('cleanup hooks', () => {
 
 describe('fatal errors', () => {
   it("D11.5 an uncaught exception from a timer lets another user's in-flight request finish, runs the hooks and exits 1", async () => {
-    await using child = new Child('server.mjs', { HOOKS: 'db:ok' })
+    await using child = new Child('db-hook.mjs')
     const { port } = await child.ready()
     const other = await RawClient.connect(port)
     other.get('/slow?ms=400')
@@ -183,7 +183,7 @@ describe('fatal errors', () => {
   })
 
   it('D11.6 an unhandled rejection is handled the same way', async () => {
-    await using child = new Child('server.mjs')
+    await using child = new Child('plain.mjs')
     const { port } = await child.ready()
     expect((await get(port, '/reject-later')).body).toBe('scheduled')
     const exit = await child.exited
@@ -192,7 +192,7 @@ describe('fatal errors', () => {
   })
 
   it("D11.7 inside a test runner's worker the fatal handler is off unless asked for (the runner reports the error)", async () => {
-    await using child = new Child('server.mjs', { VITEST: 'true' })
+    await using child = new Child('plain.mjs', { VITEST: 'true' })
     const { port } = await child.ready()
     await get(port, '/crash-later?ms=10')
     const exit = await child.exited
