@@ -4,12 +4,14 @@ import diagnostics from 'node:diagnostics_channel'
 import { once } from 'node:events'
 import { expect } from 'vitest'
 import type { ShutdownReport } from '@quiesce/core'
+import { connectOutcome, listenerClosed, request } from '../helpers/http.js'
 import { RawClient } from '../helpers/raw.js'
 import type { App, Target } from './fixtures/app.js'
 
 /**
  * The drain contract, written once (graphql-http's audits, http-terminator's createTests):
- * every case carries its contract id in its title and runs against every target.
+ * every case carries its own sub-id of the contract (D2.1, D2.2, …; ids.test.ts keeps them unique)
+ * in its title and runs against every target.
  */
 export interface Case {
   readonly id: `D${number}` | 'close'
@@ -19,19 +21,6 @@ export interface Case {
 }
 
 const OK = (r: { status: number }) => expect(r.status).toBe(200)
-
-function listenerClosed(app: App): Promise<void> {
-  return new Promise((resolve) => {
-    const ch = diagnostics.channel('quiesce:listener:close')
-    const on = (message: unknown): void => {
-      const m = message as { server: unknown; controller: unknown }
-      if (m.server !== app.server) return
-      ch.unsubscribe(on)
-      resolve()
-    }
-    ch.subscribe(on)
-  })
-}
 
 /** Node's own diagnostics channel: fires when the server has parsed a request, before any listener. */
 function requestStarted(url: string): Promise<void> {
@@ -46,31 +35,9 @@ function requestStarted(url: string): Promise<void> {
   })
 }
 
-function connectRefused(port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1')
-    s.on('connect', () => { s.destroy(); resolve('connected') })
-    s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message))
-  })
-}
-
-function request(app: App, path: string, agent?: http.Agent, method = 'GET', body?: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: app.port, path, method, agent: agent ?? false }, (res) => {
-      let data = ''
-      res.setEncoding('utf8')
-      res.on('data', (d: string) => { data += d })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data }))
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end(body)
-  })
-}
-
 export const cases: Case[] = [
   {
-    id: 'D1',
+    id: 'D1.1',
     title: 'an idle keep-alive socket is closed once quiet for idleGrace — not at the instant the drain starts — and the drain ends',
     async run(target) {
       await using app = await target.start({ idleGrace: 150 })
@@ -93,7 +60,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D1',
+    id: 'D1.2',
     title: 'a request sent on an idle socket within idleGrace after the drain started is served, with Connection: close',
     async run(target) {
       await using app = await target.start({ idleGrace: 400 })
@@ -113,7 +80,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D1',
+    id: 'D1.3',
     title: 'a busy client (it reused its socket 100 ms after an answer) is not taken for idle after idleGrace: its next request 120 ms into the drain is served',
     async run(target) {
       await using app = await target.start({ idleGrace: 50 })
@@ -135,7 +102,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D2',
+    id: 'D2.1',
     title: 'an in-flight request runs to completion; its response carries Connection: close and the socket gets FIN right after',
     async run(target) {
       await using app = await target.start()
@@ -156,7 +123,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D2',
+    id: 'D2.2',
     title: 'pipelining: the Connection: close marker moves to the last dispatched request, and every dispatched request is answered',
     async run(target) {
       await using app = await target.start()
@@ -177,7 +144,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D2',
+    id: 'D2.3',
     title: 'pipelining with handlers that answer synchronously: every dispatched request is answered before the socket closes, the last with Connection: close',
     async run(target) {
       await using app = await target.start()
@@ -196,7 +163,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D2',
+    id: 'D2.4',
     title: 'a request sent after the FIN that follows the last response is never handled; the socket closes within the linger',
     async run(target) {
       await using app = await target.start({ linger: 300 })
@@ -219,7 +186,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D2',
+    id: 'D2.5',
     title: 'a streaming response that carries Connection: close arrives whole, and a request pipelined behind it is answered before the socket closes',
     async run(target) {
       await using app = await target.start()
@@ -240,17 +207,17 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D3',
+    id: 'D3.1',
     title: 'a request arriving on an existing connection during the drain is served with Connection: close',
     async run(target) {
       await using app = await target.start({ idleGrace: 2000 })
       const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
-      OK(await request(app, '/fast?warm', agent))
+      OK(await request(app.port, '/fast?warm', { agent }))
       const holder = await RawClient.connect(app.port)
       holder.get('/slow?ms=300')
       await app.log.waitRan('GET /slow?ms=300')
       const report = app.g.shutdown()
-      const during = await request(app, '/fast?during', agent)
+      const during = await request(app.port, '/fast?during', { agent })
       OK(during)
       expect(during.headers.connection).toBe('close')
       await holder.response()
@@ -259,7 +226,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D3',
+    id: 'D3.2',
     title: "with duringDrain: 'reject', a request during the drain is answered 503 with Retry-After and Connection: close, and its handler does not run",
     async run(target) {
       await using app = await target.start({ duringDrain: 'reject', idleGrace: 2000, retryAfter: 7 })
@@ -282,33 +249,33 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D4',
+    id: 'D4.1',
     title: 'readinessDelay: during the announce phase new connections are served with Connection: close and readiness says 503; then the listener closes',
     async run(target) {
       await using app = await target.start({ readinessDelay: 400 })
       expect(app.g.ready).toBe(true)
-      const ready = await request(app, '/ready')
+      const ready = await request(app.port, '/ready')
       expect(ready.status).toBe(200)
-      const closed = listenerClosed(app)
+      const closed = listenerClosed(app.server)
       const report = app.g.shutdown()
       expect(app.g.state).toBe('draining')
       expect(app.g.draining.aborted).toBe(true)
       expect(app.g.ready).toBe(false)
-      const notReady = await request(app, '/ready')
+      const notReady = await request(app.port, '/ready')
       expect(notReady.status).toBe(503)
       // the listener is still open: a brand-new connection is served, and told to close
-      const fresh = await request(app, '/fast?announce')
+      const fresh = await request(app.port, '/fast?announce')
       OK(fresh)
       expect(fresh.headers.connection).toBe('close')
       await closed
-      expect(await connectRefused(app.port)).toBe('ECONNREFUSED')
+      expect(await connectOutcome(app.port)).toBe('ECONNREFUSED')
       const r = await report
       expect(r.ok).toBe(true)
       expect(r.drainMs).toBeGreaterThanOrEqual(390)
     },
   },
   {
-    id: 'D5',
+    id: 'D5.1',
     title: 'a socket with half-sent headers is closed after headerGrace and never holds the drain',
     async run(target) {
       await using app = await target.start({ headerGrace: 200 })
@@ -324,14 +291,14 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D5',
+    id: 'D5.2',
     title: 'headers that complete within headerGrace are served, with Connection: close',
     async run(target) {
       await using app = await target.start({ headerGrace: 1000 })
       const c = await RawClient.connect(app.port)
       c.write('GET /fast?late-headers HTTP/1.1\r\nHost: 127.0.0.1\r\n')
       const report = app.g.shutdown()
-      await listenerClosed(app).catch(() => {})
+      await listenerClosed(app.server).catch(() => {})
       c.write('\r\n')
       const r = await c.response()
       OK(r)
@@ -341,7 +308,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D5',
+    id: 'D5.3',
     title: 'a connected socket that never sends a byte is closed after headerGrace',
     async run(target) {
       await using app = await target.start({ headerGrace: 150 })
@@ -354,7 +321,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D6',
+    id: 'D6.1',
     title: 'abortGrace before the deadline a running request has its signal aborted with the "shutdown deadline" reason, and answering then is in time: nothing forced',
     async run(target) {
       await using app = await target.start({ abortGrace: 300 })
@@ -371,7 +338,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D6',
+    id: 'D6.2',
     title: 'a handler that ignores the abort is destroyed after abortGrace, and the report names it (method, URL, age)',
     async run(target) {
       await using app = await target.start({ abortGrace: 50 })
@@ -391,15 +358,15 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D7',
+    id: 'D7.1',
     title: "shutdown resolves once the server emitted 'close', within milliseconds of the last response, never waiting on keepAliveTimeout",
     async run(target) {
       await using app = await target.start()
       const agent = new http.Agent({ keepAlive: true })
-      OK(await request(app, '/fast', agent))
+      OK(await request(app.port, '/fast', { agent }))
       let closeAt = 0
       app.server.once('close', () => { closeAt = performance.now() })
-      const slow = request(app, '/slow?ms=200', agent)
+      const slow = request(app.port, '/slow?ms=200', { agent })
       await app.log.waitRan('GET /slow?ms=200')
       const report = app.g.shutdown()
       const res = await slow
@@ -414,7 +381,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D7',
+    id: 'D7.2',
     title: 'shutdown() is idempotent: every call returns the same promise',
     async run(target) {
       await using app = await target.start()
@@ -427,7 +394,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D10',
+    id: 'D10.1',
     title: 'a client that disconnects mid-request aborts the request signal with the "client closed" reason',
     async run(target) {
       await using app = await target.start()
@@ -439,7 +406,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D10',
+    id: 'D10.2',
     title: '1,000 requests on one keep-alive socket leave the socket\'s listener count unchanged (D15)',
     async run(target) {
       await using app = await target.start()
@@ -459,12 +426,12 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D11',
+    id: 'D11.1',
     title: 'a handler that throws or rejects answers 500, and a concurrent request is untouched',
     async run(target) {
       await using app = await target.start()
-      const slow = request(app, '/slow?ms=150')
-      const [thrown, rejected] = await Promise.all([request(app, '/throw'), request(app, '/reject')])
+      const slow = request(app.port, '/slow?ms=150')
+      const [thrown, rejected] = await Promise.all([request(app.port, '/throw'), request(app.port, '/reject')])
       expect(thrown.status).toBe(500)
       expect(rejected.status).toBe(500)
       const s = await slow
@@ -474,11 +441,11 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D10',
+    id: 'D10.3',
     title: 'requestSignal() for a request that finished normally never aborts',
     async run(target) {
       await using app = await target.start()
-      OK(await request(app, '/fast'))
+      OK(await request(app.port, '/fast'))
       expect(app.log.aborts).toEqual([])
     },
   },
@@ -501,7 +468,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D2',
+    id: 'D2.6',
     title: 'a streaming response whose headers went out before the drain still ends its socket right after (idle grace, then FIN)',
     async run(target) {
       await using app = await target.start({ idleGrace: 100 })
@@ -517,7 +484,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D13',
+    id: 'D13.1',
     title: "pause({ mode: 'refuse' }): a new connection is refused while an open keep-alive connection keeps working; resume() listens on the same port again",
     async run(target) {
       await using app = await target.start()
@@ -527,19 +494,19 @@ export const cases: Case[] = [
       await app.g.pause({ mode: 'refuse' })
       expect(app.g.state).toBe('paused')
       expect(app.g.ready).toBe(true)
-      expect(await connectRefused(app.port)).toBe('ECONNREFUSED')
+      expect(await connectOutcome(app.port)).toBe('ECONNREFUSED')
       c.get('/fast?during-pause')
       const during = await c.response(2)
       OK(during)
       expect(during.headers.connection).toBe('keep-alive')
       await app.g.resume()
       expect(app.g.state).toBe('running')
-      OK(await request(app, '/fast?after'))
+      OK(await request(app.port, '/fast?after'))
       c.destroy()
     },
   },
   {
-    id: 'D13',
+    id: 'D13.2',
     title: "pause({ mode: 'reject' }): new requests get 503 with Retry-After and Connection: close, and their handler does not run",
     async run(target) {
       await using app = await target.start({ retryAfter: 3 })
@@ -553,16 +520,16 @@ export const cases: Case[] = [
       await c.ended()
       expect(app.log.ran).not.toContain('GET /fast?paused')
       await app.g.resume()
-      OK(await request(app, '/fast?resumed'))
+      OK(await request(app.port, '/fast?resumed'))
     },
   },
   {
-    id: 'D13',
+    id: 'D13.3',
     title: "pause({ mode: 'hold' }): a request made during the pause is answered after resume(); one that waits past maxWait gets 503",
     async run(target) {
       await using app = await target.start()
       await app.g.pause({ mode: 'hold', maxWait: 5000 })
-      const held = request(app, '/fast?held')
+      const held = request(app.port, '/fast?held')
       const order: string[] = []
       void held.then(() => order.push('answered'))
       // the request is parked before its handler: wait until the server has parsed it
@@ -577,7 +544,7 @@ export const cases: Case[] = [
 
       await app.g.pause({ mode: 'hold', maxWait: 200 })
       const t0 = performance.now()
-      const late = await request(app, '/fast?too-long')
+      const late = await request(app.port, '/fast?too-long')
       expect(late.status).toBe(503)
       expect(late.headers['retry-after']).toBeDefined()
       expect(performance.now() - t0).toBeGreaterThanOrEqual(190)
@@ -586,7 +553,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D13',
+    id: 'D13.4',
     title: '100 pause/resume cycles add no listeners, and shutdown() works from the paused state',
     async run(target) {
       await using app = await target.start()
@@ -599,7 +566,7 @@ export const cases: Case[] = [
       }
       expect(count(app.server)).toBe(serverBefore)
       expect(count(process)).toBe(processBefore)
-      OK(await request(app, '/fast'))
+      OK(await request(app.port, '/fast'))
       await app.g.pause()
       const report = await app.g.shutdown()
       expect(report.ok).toBe(true)
@@ -608,7 +575,7 @@ export const cases: Case[] = [
     },
   },
   {
-    id: 'D14',
+    id: 'D14.1',
     title: 'bad input throws a TypeError naming the option and what was expected',
     async run(target) {
       const bad: Array<[Record<string, unknown>, RegExp]> = [

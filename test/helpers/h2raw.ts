@@ -1,6 +1,6 @@
-import net from 'node:net'
+import type net from 'node:net'
 import tls from 'node:tls'
-import { once } from 'node:events'
+import { openSocket, SocketClient } from './socket-client.js'
 
 /** Frame types (RFC 9113 §6) this client reads or writes. */
 export const FrameType = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8 } as const
@@ -33,42 +33,20 @@ const STATIC_STATUS: Record<number, number> = { 0x88: 200, 0x89: 204, 0x8a: 206,
  * Requests are GETs without a body; header blocks use HPACK literals without indexing, so no
  * encoder state is needed. Server SETTINGS are acknowledged; PINGs only when `autoPingAck`.
  */
-export class RawH2Client {
-  readonly socket: net.Socket
+export class RawH2Client extends SocketClient {
   readonly frames: Frame[] = []
   autoPingAck: boolean
-  closedAt: number | null = null
-  #buffer = Buffer.alloc(0)
-  #waiters: Array<() => void> = []
 
   private constructor(socket: net.Socket, autoPingAck: boolean) {
-    this.socket = socket
+    super(socket, { failOnClose: true, noun: 'connection' })
     this.autoPingAck = autoPingAck
-    socket.on('data', (chunk: Buffer) => {
-      this.#buffer = Buffer.concat([this.#buffer, chunk])
-      this.#parse()
-      this.#wake()
-    })
-    socket.on('error', () => {})
-    socket.on('close', () => {
-      this.closedAt = performance.now()
-      this.#wake()
-    })
     // connection preface, then our (empty) SETTINGS
     socket.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
     this.#send(FrameType.SETTINGS, 0, 0, Buffer.alloc(0))
   }
 
   static async connect(port: number, options: { ca?: string; autoPingAck?: boolean } = {}): Promise<RawH2Client> {
-    const autoPingAck = options.autoPingAck ?? true
-    if (options.ca !== undefined) {
-      const socket = tls.connect({ port, host: '127.0.0.1', ca: options.ca, ALPNProtocols: ['h2'] })
-      await once(socket, 'secureConnect')
-      return new RawH2Client(socket, autoPingAck)
-    }
-    const socket = net.connect({ port, host: '127.0.0.1' })
-    await once(socket, 'connect')
-    return new RawH2Client(socket, autoPingAck)
+    return new RawH2Client(await openSocket(port, { ca: options.ca, alpn: 'h2' }), options.autoPingAck ?? true)
   }
 
   /** Opens stream `streamId` (odd, increasing) with a GET for `path`, END_STREAM set. */
@@ -114,35 +92,6 @@ export class RawH2Client {
     return { status, body, ended, rstCode }
   }
 
-  /** Waits (woken by incoming bytes or close, never polling) until `cond` holds. */
-  async until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-    const deadline = performance.now() + ms
-    while (!cond()) {
-      if (this.closedAt !== null) throw new Error(`connection closed before ${what}`)
-      const left = deadline - performance.now()
-      if (left <= 0) throw new Error(`timed out waiting for ${what}`)
-      let timer: NodeJS.Timeout | undefined
-      await Promise.race([new Promise<void>((r) => this.#waiters.push(r)), new Promise((r) => { timer = setTimeout(r, left) })])
-      clearTimeout(timer)
-    }
-  }
-
-  async closed(ms = 10_000): Promise<number> {
-    const deadline = performance.now() + ms
-    while (this.closedAt === null) {
-      const left = deadline - performance.now()
-      if (left <= 0) throw new Error('timed out waiting for the connection to close')
-      let timer: NodeJS.Timeout | undefined
-      await Promise.race([new Promise<void>((r) => this.#waiters.push(r)), new Promise((r) => { timer = setTimeout(r, left) })])
-      clearTimeout(timer)
-    }
-    return this.closedAt
-  }
-
-  destroy(): void {
-    this.socket.destroy()
-  }
-
   #send(type: number, flags: number, streamId: number, payload: Buffer): void {
     if (this.socket.destroyed) return
     const head = Buffer.alloc(9)
@@ -153,28 +102,22 @@ export class RawH2Client {
     this.socket.write(Buffer.concat([head, payload]))
   }
 
-  #parse(): void {
-    while (this.#buffer.length >= 9) {
-      const length = this.#buffer.readUIntBE(0, 3)
-      if (this.#buffer.length < 9 + length) return
+  protected parse(): void {
+    while (this.buffer.length >= 9) {
+      const length = this.buffer.readUIntBE(0, 3)
+      if (this.buffer.length < 9 + length) return
       const frame: Frame = {
-        type: this.#buffer[3] as number,
-        flags: this.#buffer[4] as number,
-        streamId: this.#buffer.readUInt32BE(5) & 0x7fffffff,
-        payload: Buffer.from(this.#buffer.subarray(9, 9 + length)),
+        type: this.buffer[3] as number,
+        flags: this.buffer[4] as number,
+        streamId: this.buffer.readUInt32BE(5) & 0x7fffffff,
+        payload: Buffer.from(this.buffer.subarray(9, 9 + length)),
         at: performance.now(),
       }
-      this.#buffer = this.#buffer.subarray(9 + length)
+      this.buffer = this.buffer.subarray(9 + length)
       this.frames.push(frame)
       if (frame.type === FrameType.SETTINGS && (frame.flags & ACK) === 0) this.#send(FrameType.SETTINGS, ACK, 0, Buffer.alloc(0))
       if (frame.type === FrameType.PING && (frame.flags & ACK) === 0 && this.autoPingAck) this.pingAck(frame)
     }
-  }
-
-  #wake(): void {
-    const w = this.#waiters
-    this.#waiters = []
-    for (const f of w) f()
   }
 }
 

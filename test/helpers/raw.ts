@@ -1,5 +1,5 @@
-import net from 'node:net'
-import { once } from 'node:events'
+import type net from 'node:net'
+import { http1Get, openSocket, parseHead, SocketClient } from './socket-client.js'
 
 export interface RawResponse {
   status: number
@@ -11,76 +11,27 @@ export interface RawResponse {
 
 /**
  * A byte-level HTTP/1.1 client over node:net: write exactly what you want, read responses as
- * they arrive, and see when the server sends FIN (`ended`) and when the socket closes.
+ * they arrive, and see when the server sends FIN (`ended`) and when the socket closes. Its waits
+ * end at the close and leave the verdict to the condition (`response()` then says what is missing).
  */
-export class RawClient {
-  readonly socket: net.Socket
+export class RawClient extends SocketClient {
   readonly responses: RawResponse[] = []
-  /** performance.now() when the server's FIN arrived, or null. */
-  endedAt: number | null = null
-  closedAt: number | null = null
-  error: NodeJS.ErrnoException | null = null
-  #buffer = Buffer.alloc(0)
-  #waiters: Array<() => void> = []
 
   private constructor(socket: net.Socket) {
-    this.socket = socket
-    socket.on('data', (chunk: Buffer) => {
-      this.#buffer = Buffer.concat([this.#buffer, chunk])
-      this.#parse()
-      this.#wake()
-    })
-    socket.on('end', () => {
-      this.endedAt = performance.now()
-      this.#wake()
-    })
-    socket.on('error', (err) => {
-      this.error = err
-    })
-    socket.on('close', () => {
-      this.closedAt = performance.now()
-      this.#wake()
-    })
+    super(socket, { failOnClose: false })
   }
 
-  static async connect(port: number, options: { allowHalfOpen?: boolean } = {}): Promise<RawClient> {
-    const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: options.allowHalfOpen ?? false })
-    await once(socket, 'connect')
-    return new RawClient(socket)
-  }
-
-  write(text: string): void {
-    this.socket.write(text)
+  static async connect(port: number, options: { host?: string; allowHalfOpen?: boolean } = {}): Promise<RawClient> {
+    return new RawClient(await openSocket(port, { host: options.host, allowHalfOpen: options.allowHalfOpen ?? false }))
   }
 
   /** A GET with keep-alive (HTTP/1.1 default). */
   get(path: string, extra = ''): void {
-    this.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${extra}\r\n`)
+    this.write(http1Get(path, extra))
   }
 
   post(path: string, body: string, extra = ''): void {
     this.write(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`)
-  }
-
-  #wake(): void {
-    const w = this.#waiters
-    this.#waiters = []
-    for (const f of w) f()
-  }
-
-  #changed(): Promise<void> {
-    return new Promise((resolve) => this.#waiters.push(resolve))
-  }
-
-  async until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-    const deadline = performance.now() + ms
-    while (!cond()) {
-      const left = deadline - performance.now()
-      if (left <= 0) throw new Error(`timed out waiting for ${what}`)
-      let timer: NodeJS.Timeout | undefined
-      await Promise.race([this.#changed(), new Promise((r) => { timer = setTimeout(r, left) })])
-      clearTimeout(timer)
-    }
   }
 
   /** Waits for the n-th response (1-based). */
@@ -91,33 +42,13 @@ export class RawClient {
     return r
   }
 
-  async ended(ms?: number): Promise<number> {
-    await this.until(() => this.endedAt !== null || this.closedAt !== null, 'FIN from the server', ms)
-    return (this.endedAt ?? this.closedAt) as number
-  }
-
-  async closed(ms?: number): Promise<number> {
-    await this.until(() => this.closedAt !== null, 'socket close', ms)
-    return this.closedAt as number
-  }
-
-  destroy(): void {
-    this.socket.destroy()
-  }
-
-  #parse(): void {
+  /** Whole responses only: a chunked body is read once its terminating chunk is in. */
+  protected parse(): void {
     for (;;) {
-      const headEnd = this.#buffer.indexOf('\r\n\r\n')
+      const headEnd = this.buffer.indexOf('\r\n\r\n')
       if (headEnd === -1) return
-      const head = this.#buffer.subarray(0, headEnd).toString('latin1')
-      const [statusLine, ...lines] = head.split('\r\n')
-      const status = Number((statusLine ?? '').split(' ')[1])
-      const headers: Record<string, string> = {}
-      for (const line of lines) {
-        const i = line.indexOf(':')
-        headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim()
-      }
-      let rest = this.#buffer.subarray(headEnd + 4)
+      const { status, headers } = parseHead(this.buffer.subarray(0, headEnd).toString('latin1'))
+      let rest = this.buffer.subarray(headEnd + 4)
       let body: string
       if (headers['transfer-encoding'] === 'chunked') {
         const parts: Buffer[] = []
@@ -142,7 +73,7 @@ export class RawClient {
         body = rest.subarray(0, len).toString()
         rest = rest.subarray(len)
       }
-      this.#buffer = rest
+      this.buffer = rest
       this.responses.push({ status, headers, body, at: performance.now() })
     }
   }

@@ -62,7 +62,7 @@ async function restartUnderLoad(primary: Child, restarts: number): Promise<{ loa
 }
 
 describe('node:cluster rolling restart (@quiesce/core/cluster)', () => {
-  it('D9 a full rolling restart under keep-alive load fails no request; then SIGTERM drains every worker and the primary exits 0', async () => {
+  it('D9.11 a full rolling restart under keep-alive load fails no request; then SIGTERM drains every worker and the primary exits 0', async () => {
     const primary = startPrimary('quiesce')
     const { load, reports, workerPids } = await restartUnderLoad(primary, 3)
     console.log(`quiesce rolling restart ×3: ${describeLoad(load)}`)
@@ -104,7 +104,7 @@ describe('node:cluster rolling restart (@quiesce/core/cluster)', () => {
     expect(load.failures.length, describeLoad(load)).toBeGreaterThan(0)
   })
 
-  it('a worker that crashes (D11: fatal error, exit 1) is replaced', async () => {
+  it('D11.8 a worker that crashes (fatal error, exit 1) is replaced', async () => {
     const primary = startPrimary('quiesce')
     const { pids: first, port } = await workersUp(2, 0)
     const from = reporter.mark()
@@ -195,7 +195,7 @@ describe('node:cluster rolling restart (@quiesce/core/cluster)', () => {
     await primary.exit()
   })
 
-  it('D14 gracefulCluster() rejects bad options with a TypeError naming the option', () => {
+  it('D14.7 gracefulCluster() rejects bad options with a TypeError naming the option', () => {
     expect(() => gracefulCluster({ workers: 0 })).toThrow(/`workers` must be a whole number ≥ 1/)
     expect(() => gracefulCluster({ killTimeout: -1 })).toThrow(TypeError)
     expect(() => gracefulCluster({ waitFor: 'online' as 'ready' })).toThrow(/`waitFor`/)

@@ -272,18 +272,7 @@ export class Load {
 }
 
 /** One request on a fresh connection (no agent), for probes. */
-export function get(port: number, path: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (c: string) => { body += c })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-  })
-}
+export { get } from '../helpers/http.js'
 
 /** The reporter's events within `ms` of each failure: where a loss happened in a restart's timeline. */
 export function aroundFailures(r: LoadResult, reporter: Reporter, ms = 300): string {

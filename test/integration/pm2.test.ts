@@ -133,7 +133,7 @@ describe('PM2 cluster mode', () => {
     expect(reporter.logs().filter((l) => /exceeds/.test(l))).toEqual([])
   })
 
-  it('D19 under PM2: warns at start-up naming both numbers, and the drain ends inside kill_timeout', async () => {
+  it('D19.2 under PM2: warns at start-up naming both numbers, and the drain ends inside kill_timeout', async () => {
     // PM2's default kill_timeout (1600 ms) against the defaults (timeout 10 000 + hooksTimeout 5000)
     const tight: App = { name: 'tight', port: await freePort(), instances: 1 }
     // an explicit kill_timeout is the budget too
@@ -162,7 +162,7 @@ describe('PM2 cluster mode', () => {
     expect(await hung).toMatch(/socket hang up|ECONNRESET/)
   })
 
-  it("D19 PM2's shutdown message (shutdown_with_message) drains like a signal", async () => {
+  it("D19.3 PM2's shutdown message (shutdown_with_message) drains like a signal", async () => {
     const app: App = { name: 'message', port: await freePort(), instances: 1, killTimeout: 5000, options: { timeout: 3000, hooksTimeout: 1000 }, extra: { shutdown_with_message: true } }
     const [pid] = await startApp(app) as [number]
     const from = reporter.mark()

@@ -1,20 +1,10 @@
-import http from 'node:http'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { Child } from '../helpers/child.js'
+import { get } from '../helpers/http.js'
 
 const examples = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples')
-
-function get(port: number, urlPath: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path: urlPath, agent: false }, (res) => {
-      let body = ''
-      res.setEncoding('utf8').on('data', (d: string) => { body += d })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
-    }).on('error', reject)
-  })
-}
 
 describe('examples keep working (README examples cannot rot)', () => {
   it('the demo drains and exits 0', async () => {

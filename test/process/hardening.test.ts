@@ -4,7 +4,7 @@ import { RawClient } from '../helpers/raw.js'
 
 describe('process behaviour at the seams (contract revision 3)', () => {
   it('D1.5 only idle keep-alive sockets left at the deadline (idleGrace = timeout, the proxy advice): the process exits 0', async () => {
-    await using child = new Child('server.mjs', { QUIESCE_OPTIONS: JSON.stringify({ timeout: 300, idleGrace: 300 }) })
+    await using child = new Child('idle-grace-is-timeout.mjs')
     const { port } = await child.ready()
     const c = await RawClient.connect(port)
     c.get('/fast')
@@ -62,7 +62,7 @@ describe('process behaviour at the seams (contract revision 3)', () => {
   }
 
   it("D20.8 a person's second Ctrl+C (no other handler) still forces at once", async () => {
-    await using child = new Child('server.mjs', { QUIESCE_OPTIONS: JSON.stringify({ timeout: 30_000 }) })
+    await using child = new Child('long-timeout.mjs')
     const { port } = await child.ready()
     const c = await RawClient.connect(port)
     c.get('/never')

@@ -1,22 +1,12 @@
-import http from 'node:http'
 import { describe, expect, it } from 'vitest'
 import { Child } from '../helpers/child.js'
+import { get } from '../helpers/http.js'
 import { RawClient } from '../helpers/raw.js'
-
-function get(port: number, path: string, agent?: http.Agent): Promise<{ status: number; body: string; connection: string | undefined }> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path, agent: agent ?? false }, (res) => {
-      let body = ''
-      res.setEncoding('utf8').on('data', (d: string) => { body += d })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, connection: res.headers.connection }))
-    }).on('error', reject)
-  })
-}
 
 describe('signals and exit codes', () => {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    it(`D9 ${signal} with idle keep-alive sockets (a browser's) exits 0 within a few hundred ms`, async () => {
-      await using child = new Child('server.mjs')
+    it(`D9.4 ${signal} with idle keep-alive sockets (a browser's) exits 0 within a few hundred ms`, async () => {
+      await using child = new Child('plain.mjs')
       const { port } = await child.ready()
       const clients = await Promise.all([1, 2, 3].map(() => RawClient.connect(port)))
       for (const c of clients) c.get('/fast')
@@ -31,8 +21,8 @@ describe('signals and exit codes', () => {
     })
   }
 
-  it('D9 SIGINT with an in-flight slow request exits 0 after the response was delivered complete', async () => {
-    await using child = new Child('server.mjs')
+  it('D9.5 SIGINT with an in-flight slow request exits 0 after the response was delivered complete', async () => {
+    await using child = new Child('plain.mjs')
     const { port } = await child.ready()
     const c = await RawClient.connect(port)
     c.get('/slow?ms=400')
@@ -48,8 +38,8 @@ describe('signals and exit codes', () => {
     expect(exit.stdout).toContain('1 request completed')
   })
 
-  it('D9 a second signal forces at once: the running request is aborted ("shutdown deadline") and the process exits 1', async () => {
-    await using child = new Child('server.mjs', { QUIESCE_OPTIONS: JSON.stringify({ timeout: 30_000 }) })
+  it('D9.6 a second signal forces at once: the running request is aborted ("shutdown deadline") and the process exits 1', async () => {
+    await using child = new Child('long-timeout.mjs')
     const { port } = await child.ready()
     const c = await RawClient.connect(port)
     c.get('/never')
@@ -65,8 +55,8 @@ describe('signals and exit codes', () => {
     expect(exit.stdout).toMatch(/forced: GET \/never/)
   })
 
-  it('D6 D9 the deadline forces a never-ending request, names it, and the process exits 1', async () => {
-    await using child = new Child('server.mjs', { QUIESCE_OPTIONS: JSON.stringify({ timeout: 300 }) })
+  it('D6.13 D9 the deadline forces a never-ending request, names it, and the process exits 1', async () => {
+    await using child = new Child('short-timeout.mjs')
     const { port } = await child.ready()
     const c = await RawClient.connect(port)
     c.get('/never')
@@ -78,16 +68,16 @@ describe('signals and exit codes', () => {
     expect(exit.stdout).toMatch(/FORCED at the deadline.*forced: GET \/never \(http\/1\.1, running/)
   })
 
-  it('D9 a leaked setInterval does not keep the process alive after a signal', async () => {
-    await using child = new Child('server.mjs', { LEAK_INTERVAL: '1' })
+  it('D9.7 a leaked setInterval does not keep the process alive after a signal', async () => {
+    await using child = new Child('stray-timer.mjs')
     await child.ready()
     child.kill('SIGTERM')
     const exit = await child.exited
     expect(exit.code).toBe(0)
   })
 
-  it('D9 signals: false leaves the signal alone (Node\'s default: the process dies by the signal)', async () => {
-    await using child = new Child('server.mjs', { QUIESCE_OPTIONS: JSON.stringify({ signals: false }) })
+  it('D9.8 signals: false leaves the signal alone (Node\'s default: the process dies by the signal)', async () => {
+    await using child = new Child('no-signals.mjs')
     await child.ready()
     child.kill('SIGTERM')
     const exit = await child.exited
@@ -95,8 +85,8 @@ describe('signals and exit codes', () => {
     expect(exit.stdout).not.toContain('draining')
   })
 
-  it('D9 two servers in one process both drain on one signal', async () => {
-    await using child = new Child('server.mjs', { SERVERS: '2' })
+  it('D9.9 two servers in one process both drain on one signal', async () => {
+    await using child = new Child('two-servers.mjs')
     const { ports } = await child.ready<{ ports: number[] }>()
     const [a, b] = await Promise.all(ports.map((p) => RawClient.connect(p)))
     a?.get('/slow?ms=300')
@@ -112,7 +102,7 @@ describe('signals and exit codes', () => {
     expect(exit.stdout.match(/shutdown \(signal SIGTERM\) drained/g)?.length).toBe(2)
   })
 
-  it('D9 Fastify and Express in one process: one SIGTERM drains both, each in-flight request completes, exit 0', async () => {
+  it('D9.10 Fastify and Express in one process: one SIGTERM drains both, each in-flight request completes, exit 0', async () => {
     await using child = new Child('frameworks.mjs')
     const { ports } = await child.ready<{ ports: number[] }>()
     const [f, e] = await Promise.all(ports.map((p) => RawClient.connect(p)))
@@ -131,8 +121,8 @@ describe('signals and exit codes', () => {
     expect(exit.stdout.match(/shutdown \((signal SIGTERM|framework)\) drained/g)?.length).toBe(2)
   })
 
-  it('D18 a drain longer than a second logs progress about once a second, and the report is one line that reaches the pipe', async () => {
-    await using child = new Child('server.mjs')
+  it('D18.1 a drain longer than a second logs progress about once a second, and the report is one line that reaches the pipe', async () => {
+    await using child = new Child('plain.mjs')
     const { port } = await child.ready()
     const c = await RawClient.connect(port)
     c.get('/slow?ms=2300')
@@ -152,8 +142,8 @@ describe('signals and exit codes', () => {
 })
 
 describe('cleanup hooks', () => {
-  it('D8 hooks run after the server closed, last registered first; a hanging one is cut at its limit, a throwing one is reported, the others run; exit 1', async () => {
-    await using child = new Child('server.mjs', { HOOKS: 'first:ok,hangs:hang,throws:throw,last:slow' })
+  it('D8.1 hooks run after the server closed, last registered first; a hanging one is cut at its limit, a throwing one is reported, the others run; exit 1', async () => {
+    await using child = new Child('hooks.mjs')
     const { port } = await child.ready()
     const c = await RawClient.connect(port)
     c.get('/slow?ms=200')
@@ -175,8 +165,8 @@ describe('cleanup hooks', () => {
 })
 
 describe('fatal errors', () => {
-  it("D11 an uncaught exception from a timer lets another user's in-flight request finish, runs the hooks and exits 1", async () => {
-    await using child = new Child('server.mjs', { HOOKS: 'db:ok' })
+  it("D11.5 an uncaught exception from a timer lets another user's in-flight request finish, runs the hooks and exits 1", async () => {
+    await using child = new Child('db-hook.mjs')
     const { port } = await child.ready()
     const other = await RawClient.connect(port)
     other.get('/slow?ms=400')
@@ -192,8 +182,8 @@ describe('fatal errors', () => {
     expect(exit.stdout).toContain('shutdown (fatal)')
   })
 
-  it('D11 an unhandled rejection is handled the same way', async () => {
-    await using child = new Child('server.mjs')
+  it('D11.6 an unhandled rejection is handled the same way', async () => {
+    await using child = new Child('plain.mjs')
     const { port } = await child.ready()
     expect((await get(port, '/reject-later')).body).toBe('scheduled')
     const exit = await child.exited
@@ -201,8 +191,8 @@ describe('fatal errors', () => {
     expect(exit.stdout).toMatch(/unhandled rejection — draining and exiting 1: Error: rejected from a timer/)
   })
 
-  it("D11 inside a test runner's worker the fatal handler is off unless asked for (the runner reports the error)", async () => {
-    await using child = new Child('server.mjs', { VITEST: 'true' })
+  it("D11.7 inside a test runner's worker the fatal handler is off unless asked for (the runner reports the error)", async () => {
+    await using child = new Child('plain.mjs', { VITEST: 'true' })
     const { port } = await child.ready()
     await get(port, '/crash-later?ms=10')
     const exit = await child.exited

@@ -14,7 +14,7 @@ async function start(handler: http.RequestListener): Promise<{ server: http.Serv
 }
 
 describe('attaching to a server that already has open connections', () => {
-  it('D17 an idle keep-alive socket accepted before graceful() is closed by the drain, not left for keepAliveTimeout', async () => {
+  it('D17.1 an idle keep-alive socket accepted before graceful() is closed by the drain, not left for keepAliveTimeout', async () => {
     const { server, port } = await start((_req, res) => res.end('ok'))
     const before = await RawClient.connect(port)
     before.get('/')
@@ -27,7 +27,7 @@ describe('attaching to a server that already has open connections', () => {
     expect(report.timedOut).toBe(false)
   })
 
-  it('D17 a request in flight on a socket accepted before graceful() completes, and the drain then ends', async () => {
+  it('D17.2 a request in flight on a socket accepted before graceful() completes, and the drain then ends', async () => {
     let release: () => void = () => {}
     const { server, port } = await start((_req, res) => { release = () => res.end('late') })
     const before = await RawClient.connect(port)
@@ -42,7 +42,7 @@ describe('attaching to a server that already has open connections', () => {
     expect((await report).timedOut).toBe(false)
   })
 
-  it('D7 200 create-request-shutdown cycles finish without any keep-alive wait (keepAliveTimeout 60 s)', async () => {
+  it('D7.3 200 create-request-shutdown cycles finish without any keep-alive wait (keepAliveTimeout 60 s)', async () => {
     const agent = new http.Agent({ keepAlive: true })
     const t0 = performance.now()
     for (let i = 0; i < 200; i++) {

@@ -6,6 +6,7 @@ import { io as ioClient } from 'socket.io-client'
 import { describe, expect, it } from 'vitest'
 import { graceful, type GracefulServer } from '@quiesce/core'
 import { listen } from '@quiesce/core/testing'
+import { request } from '../../../test/helpers/http.js'
 
 /** D20: quiesce shares the server with other code that manages 'request' listeners. */
 
@@ -17,14 +18,10 @@ async function start(server: http.Server): Promise<number> {
   return (server.address() as AddressInfo).port
 }
 
-function get(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let body = ''
-      res.setEncoding('utf8').on('data', (d: string) => { body += d })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
-    }).on('error', reject)
-  })
+/** Status and body only: the assertions compare the whole answer. */
+async function get(port: number, path: string): Promise<{ status: number; body: string }> {
+  const { status, body } = await request(port, path)
+  return { status, body }
 }
 
 async function drained(g: GracefulServer): Promise<void> {

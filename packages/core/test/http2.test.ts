@@ -2,13 +2,13 @@ import http2 from 'node:http2'
 import https from 'node:https'
 import net from 'node:net'
 import tls from 'node:tls'
-import diagnostics from 'node:diagnostics_channel'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { graceful, requestSignal, type GracefulOptions, type GracefulServer } from '@quiesce/core'
 import { AppLog } from '../../../test/conformance/fixtures/app.js'
 import { RawH2Client, type Goaway } from '../../../test/helpers/h2raw.js'
+import { acceptedSocket, h2request, listenerClosed, type H2Answer } from '../../../test/helpers/http.js'
 import { testCertificate } from '../../../test/helpers/tls.js'
 
 const MAX_STREAM_ID = 2 ** 31 - 1
@@ -77,30 +77,6 @@ async function startH2(options: GracefulOptions = {}, kind: 'h2c' | 'h2' | 'allo
   }
 }
 
-interface H2Result {
-  status: number
-  headers: http2.IncomingHttpHeaders
-  body: string
-}
-
-/** One request on an existing session; rejects with the stream's error. */
-function h2request(client: http2.ClientHttp2Session, path: string, method = 'GET', body?: string): Promise<H2Result> {
-  return new Promise((resolve, reject) => {
-    const stream = client.request({ ':path': path, ':method': method })
-    let headers: http2.IncomingHttpHeaders = {}
-    let data = ''
-    stream.setEncoding('utf8')
-    stream.on('response', (h) => { headers = h })
-    stream.on('data', (d: string) => { data += d })
-    stream.on('end', () => {
-      if (headers[':status'] === undefined) reject(new Error(`stream ended without a response (rstCode ${stream.rstCode})`))
-      else resolve({ status: Number(headers[':status']), headers, body: data })
-    })
-    stream.on('error', reject)
-    stream.end(body)
-  })
-}
-
 /** The GOAWAY frames a Node client saw, in order: [code, lastStreamID]. */
 function recordGoaways(client: http2.ClientHttp2Session): Array<[number, number]> {
   const seen: Array<[number, number]> = []
@@ -114,22 +90,10 @@ function connect(app: H2App, ca?: string): http2.ClientHttp2Session {
   return client
 }
 
-function listenerClosed(server: unknown): Promise<number> {
-  return new Promise((resolve) => {
-    const ch = diagnostics.channel('quiesce:listener:close')
-    const on = (message: unknown): void => {
-      if ((message as { server: unknown }).server !== server) return
-      ch.unsubscribe(on)
-      resolve(performance.now())
-    }
-    ch.subscribe(on)
-  })
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 describe('HTTP/2 (h2c)', () => {
-  it('D12 the client sees the two-step GOAWAY — first 2^31-1, then the last stream processed — and its in-flight stream completes', async () => {
+  it('D12.1 the client sees the two-step GOAWAY — first 2^31-1, then the last stream processed — and its in-flight stream completes', async () => {
     await using app = await startH2()
     const client = connect(app)
     const goaways = recordGoaways(client)
@@ -148,7 +112,7 @@ describe('HTTP/2 (h2c)', () => {
     client.close()
   })
 
-  it('D12 a stream that crosses the first GOAWAY is never processed, and the final GOAWAY — right after the PING ACK — tells its client so; so is one opened after the final GOAWAY', async () => {
+  it('D12.2 a stream that crosses the first GOAWAY is never processed, and the final GOAWAY — right after the PING ACK — tells its client so; so is one opened after the final GOAWAY', async () => {
     await using app = await startH2()
     const raw = await RawH2Client.connect(app.port, { autoPingAck: false })
     raw.get(1, '/slow?ms=400')
@@ -183,7 +147,7 @@ describe('HTTP/2 (h2c)', () => {
     expect(report).toMatchObject({ ok: true, requestsCompleted: 1, forced: [] })
   })
 
-  it('D12 without a PING ACK the final GOAWAY follows after a bounded wait (goawayTimeout)', async () => {
+  it('D12.3 without a PING ACK the final GOAWAY follows after a bounded wait (goawayTimeout)', async () => {
     await using app = await startH2({ goawayTimeout: 400 })
     const raw = await RawH2Client.connect(app.port, { autoPingAck: false })
     raw.get(1, '/slow?ms=900')
@@ -200,7 +164,7 @@ describe('HTTP/2 (h2c)', () => {
     expect((await done).ok).toBe(true)
   })
 
-  it('D12 20 POSTs opened on one session while the drain starts all succeed — where a one-step GOAWAY refuses most of them', async () => {
+  it('D12.4 20 POSTs opened on one session while the drain starts all succeed — where a one-step GOAWAY refuses most of them', async () => {
     const race = async (startDrain: (server: Http2Any, session: http2.ServerHttp2Session) => void, app: H2App): Promise<Record<string, number>> => {
       app.server.once('session', (session: http2.ServerHttp2Session) => {
         app.server.once('stream', () => startDrain(app.server, session))
@@ -234,7 +198,7 @@ describe('HTTP/2 (h2c)', () => {
     }
   })
 
-  it('D12 a new stream after GOAWAY is refused cleanly by the client (never sent), and the in-flight stream still completes', async () => {
+  it('D12.5 a new stream after GOAWAY is refused cleanly by the client (never sent), and the in-flight stream still completes', async () => {
     await using app = await startH2()
     const client = connect(app)
     const pending = h2request(client, '/slow?ms=300')
@@ -249,7 +213,7 @@ describe('HTTP/2 (h2c)', () => {
     expect(app.log.ran).not.toContain('GET /late')
   })
 
-  it('D7 an idle session does not hold the drain: both GOAWAY frames go out at once, since nghttp2 reads no PING ACK once a GOAWAY is out and no stream is open', async () => {
+  it('D7.4 an idle session does not hold the drain: both GOAWAY frames go out at once, since nghttp2 reads no PING ACK once a GOAWAY is out and no stream is open', async () => {
     await using app = await startH2({ goawayTimeout: 2000 })
     const client = connect(app)
     const goaways = recordGoaways(client)
@@ -262,7 +226,7 @@ describe('HTTP/2 (h2c)', () => {
     expect(app.g.stats()).toMatchObject({ http2Sessions: 0, connections: 0 })
   })
 
-  it('D4 during the announce phase existing sessions have had the first GOAWAY (the final one follows the PING ACK); the listener stays open', async () => {
+  it('D4.2 during the announce phase existing sessions have had the first GOAWAY (the final one follows the PING ACK); the listener stays open', async () => {
     await using app = await startH2({ readinessDelay: 500 })
     const raw = await RawH2Client.connect(app.port)
     raw.get(1, '/slow?ms=300')
@@ -282,7 +246,7 @@ describe('HTTP/2 (h2c)', () => {
     expect((await done).ok).toBe(true)
   })
 
-  it('D4 a session opened during the announce phase has its first requests served, then gets the two-step GOAWAY', async () => {
+  it('D4.3 a session opened during the announce phase has its first requests served, then gets the two-step GOAWAY', async () => {
     await using app = await startH2({ readinessDelay: 400 })
     const done = app.g.shutdown()
     const outcomes = await Promise.all(Array.from({ length: 10 }, async (_, i) => {
@@ -299,7 +263,7 @@ describe('HTTP/2 (h2c)', () => {
     expect(await done).toMatchObject({ ok: true, requestsCompleted: 20 })
   })
 
-  it('D6 at the deadline a running stream has its request signal aborted with "shutdown deadline", then its session is destroyed; the report names both', async () => {
+  it('D6.4 at the deadline a running stream has its request signal aborted with "shutdown deadline", then its session is destroyed; the report names both', async () => {
     await using app = await startH2({ timeout: 300, abortGrace: 50 })
     const client = connect(app)
     const goaways = recordGoaways(client)
@@ -319,7 +283,7 @@ describe('HTTP/2 (h2c)', () => {
     expect(app.server.listening).toBe(false)
   })
 
-  it('D6 a handler that reacts to the deadline abort still answers in the short moment before the session is destroyed', async () => {
+  it('D6.5 a handler that reacts to the deadline abort still answers in the short moment before the session is destroyed', async () => {
     await using app = await startH2({ timeout: 300, abortGrace: 200 })
     const client = connect(app)
     const pending = h2request(client, '/never')
@@ -331,7 +295,7 @@ describe('HTTP/2 (h2c)', () => {
     expect(report.forced.filter((f) => f.kind === 'request' || f.kind === 'session')).toEqual([])
   })
 
-  it('D10 a client that resets its stream aborts that stream\'s request signal with "client closed"; the session keeps serving', async () => {
+  it('D10.5 a client that resets its stream aborts that stream\'s request signal with "client closed"; the session keeps serving', async () => {
     await using app = await startH2()
     const client = connect(app)
     const stream = client.request({ ':path': '/never?react=0' })
@@ -344,7 +308,7 @@ describe('HTTP/2 (h2c)', () => {
   })
 
   for (const tracked of [true, false]) {
-    it(`D10 on a server quiesce ${tracked ? 'tracks' : 'does not track'}, a client's reset aborts the stream's signal, asked for before or after it`, async () => {
+    it(`D10.6 on a server quiesce ${tracked ? 'tracks' : 'does not track'}, a client's reset aborts the stream's signal, asked for before or after it`, async () => {
       let before: AbortSignal | undefined
       let resolveAfter: (s: AbortSignal) => void = () => {}
       const after = new Promise<AbortSignal>((resolve) => { resolveAfter = resolve })
@@ -374,7 +338,7 @@ describe('HTTP/2 (h2c)', () => {
     })
   }
 
-  it('D6 the stream API: requestSignal(stream) aborts at the deadline and the stream can still answer', async () => {
+  it('D6.6 the stream API: requestSignal(stream) aborts at the deadline and the stream can still answer', async () => {
     const server = http2.createServer()
     const reasons: string[] = []
     server.on('stream', (stream) => {
@@ -400,7 +364,7 @@ describe('HTTP/2 (h2c)', () => {
 })
 
 describe('HTTP/2 over TLS', () => {
-  it('D12 createSecureServer: sessions tracked, two-step GOAWAY, in-flight stream completes, no Connection header', async () => {
+  it('D12.6 createSecureServer: sessions tracked, two-step GOAWAY, in-flight stream completes, no Connection header', async () => {
     const { cert } = await testCertificate()
     await using app = await startH2({}, 'h2')
     const client = connect(app, cert)
@@ -417,11 +381,9 @@ describe('HTTP/2 over TLS', () => {
     client.close()
   })
 
-  it('D5 a TLS socket stuck in its handshake (TCP connected, no ClientHello) is closed after headerGrace', async () => {
+  it('D5.4 a TLS socket stuck in its handshake (TCP connected, no ClientHello) is closed after headerGrace', async () => {
     await using app = await startH2({ headerGrace: 200 }, 'h2')
-    const accepted = once(app.server, 'connection')
-    const stuck = net.connect(app.port, '127.0.0.1')
-    await accepted
+    const stuck = await acceptedSocket(app.server, app.port)
     const closed = once(stuck, 'close')
     expect(app.g.stats().connections).toBe(1)
     const t0 = performance.now()
@@ -433,7 +395,7 @@ describe('HTTP/2 over TLS', () => {
     expect(report).toMatchObject({ ok: true, forced: [] })
   })
 
-  it('D5 a TLS connection whose handshake ends after the listener closed: its first request is served; an idle one gets its GOAWAY after headerGrace', async () => {
+  it('D5.5 a TLS connection whose handshake ends after the listener closed: its first request is served; an idle one gets its GOAWAY after headerGrace', async () => {
     const { cert } = await testCertificate()
     await using app = await startH2({ headerGrace: 300 }, 'h2')
     // two TCP connections accepted before the drain (not just queued in the backlog, which the
@@ -463,11 +425,11 @@ describe('HTTP/2 over TLS', () => {
     expect(await done).toMatchObject({ ok: true, forced: [] })
   })
 
-  it('D12 allowHTTP1 under mixed h1/h2 requests during a drain: no Connection header on any h2 response, Connection: close on h1', async () => {
+  it('D12.7 allowHTTP1 under mixed h1/h2 requests during a drain: no Connection header on any h2 response, Connection: close on h1', async () => {
     const { cert } = await testCertificate()
     await using app = await startH2({ readinessDelay: 300 }, 'allowHTTP1')
     const agent = new https.Agent({ keepAlive: true, ca: cert })
-    const h1 = (path: string): Promise<H2Result> => new Promise((resolve, reject) => {
+    const h1 = (path: string): Promise<H2Answer> => new Promise((resolve, reject) => {
       https.get({ host: '127.0.0.1', port: app.port, path, agent }, (res) => {
         let body = ''
         res.setEncoding('utf8')
@@ -494,11 +456,11 @@ describe('HTTP/2 over TLS', () => {
     expect(await done).toMatchObject({ ok: true, requestsCompleted: 6 })
   })
 
-  it("D12 allowHTTP1 with duringDrain: 'reject': h2 requests get 503 without a Connection header, h1 ones 503 with Connection: close", async () => {
+  it("D12.8 allowHTTP1 with duringDrain: 'reject': h2 requests get 503 without a Connection header, h1 ones 503 with Connection: close", async () => {
     const { cert } = await testCertificate()
     await using app = await startH2({ readinessDelay: 300, duringDrain: 'reject' }, 'allowHTTP1')
     const agent = new https.Agent({ keepAlive: false, ca: cert })
-    const h1 = (path: string): Promise<H2Result> => new Promise((resolve, reject) => {
+    const h1 = (path: string): Promise<H2Answer> => new Promise((resolve, reject) => {
       https.get({ host: '127.0.0.1', port: app.port, path, agent }, (res) => {
         res.resume()
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers as http2.IncomingHttpHeaders, body: '' }))

@@ -1,13 +1,13 @@
+import type http from 'node:http'
 import https from 'node:https'
-import net from 'node:net'
 import tls from 'node:tls'
 import { once } from 'node:events'
-import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { graceful, requestSignal, type GracefulOptions, type GracefulServer } from '@quiesce/core'
 import { AppLog } from '../../../test/conformance/fixtures/app.js'
+import { acceptedSocket } from '../../../test/helpers/http.js'
 import { StreamClient } from '../../../test/helpers/stream.js'
-import { testCertificate } from '../../../test/helpers/tls.js'
+import { listenSecure } from '../../../test/helpers/tls.js'
 
 const defaults: GracefulOptions = { signals: false, logger: false, timeout: 3000 }
 
@@ -21,9 +21,8 @@ interface HttpsApp extends AsyncDisposable {
 
 /** `https.createServer` behind `graceful()`: `/fast`, `/slow?ms=N`, `/never` (answers only when its signal aborts). */
 async function startHttps(options: GracefulOptions = {}): Promise<HttpsApp> {
-  const { key, cert } = await testCertificate()
   const log = new AppLog()
-  const server = https.createServer({ key, cert }, async (req, res) => {
+  const handler = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'https://x')
     const id = `${req.method} ${req.url}`
     log.push('ran', id)
@@ -42,29 +41,17 @@ async function startHttps(options: GracefulOptions = {}): Promise<HttpsApp> {
       return
     }
     res.writeHead(404).end()
-  })
-  server.keepAliveTimeout = 60_000
-  const g = graceful(server, { ...defaults, ...options })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
+  }
+  let g!: GracefulServer
+  const { server, port, ca } = await listenSecure(({ key, cert }) => https.createServer({ key, cert }, handler), (s) => { g = graceful(s, { ...defaults, ...options }) })
   return {
-    server, g, log, ca: cert,
-    port: (server.address() as AddressInfo).port,
+    server, g, log, ca, port,
     [Symbol.asyncDispose]: async () => { if (g.state !== 'closed') await g.shutdown({ timeout: 200 }) },
   }
 }
 
-/** A raw TCP connection the server has accepted (not one still waiting in the backlog). */
-async function acceptedRawSocket(app: HttpsApp): Promise<net.Socket> {
-  const accepted = once(app.server, 'connection')
-  const socket = net.connect(app.port, '127.0.0.1')
-  socket.on('error', () => {})
-  await accepted
-  return socket
-}
-
 describe('HTTPS behaves as HTTP (D12)', () => {
-  it('D2 an in-flight HTTPS request completes with Connection: close and its TLS socket gets FIN right after', async () => {
+  it('D2.7 an in-flight HTTPS request completes with Connection: close and its TLS socket gets FIN right after', async () => {
     await using app = await startHttps({ idleGrace: 1000 })
     const c = await StreamClient.connect(app.port, { ca: app.ca })
     c.get('/slow?ms=300')
@@ -78,7 +65,7 @@ describe('HTTPS behaves as HTTP (D12)', () => {
     expect(await report).toMatchObject({ ok: true, requestsCompleted: 1, socketsForced: 0 })
   })
 
-  it('D1 an idle keep-alive TLS socket is closed once quiet for idleGrace, not at the instant the drain starts', async () => {
+  it('D1.7 an idle keep-alive TLS socket is closed once quiet for idleGrace, not at the instant the drain starts', async () => {
     await using app = await startHttps({ idleGrace: 300 })
     const c = await StreamClient.connect(app.port, { ca: app.ca })
     c.get('/fast')
@@ -93,7 +80,7 @@ describe('HTTPS behaves as HTTP (D12)', () => {
     expect(report).toMatchObject({ ok: true, socketsClosedIdle: 1, socketsForced: 0 })
   })
 
-  it('D3 a request on an existing TLS connection during the drain is served with Connection: close', async () => {
+  it('D3.3 a request on an existing TLS connection during the drain is served with Connection: close', async () => {
     await using app = await startHttps({ idleGrace: 300 })
     const c = await StreamClient.connect(app.port, { ca: app.ca })
     c.get('/fast')
@@ -107,9 +94,9 @@ describe('HTTPS behaves as HTTP (D12)', () => {
     expect((await report).ok).toBe(true)
   })
 
-  it('D5 a TLS socket stuck in its handshake (TCP connected, no ClientHello) is closed after headerGrace and never holds the drain', async () => {
+  it('D5.6 a TLS socket stuck in its handshake (TCP connected, no ClientHello) is closed after headerGrace and never holds the drain', async () => {
     await using app = await startHttps({ headerGrace: 200 })
-    const stuck = await acceptedRawSocket(app)
+    const stuck = await acceptedSocket(app.server, app.port)
     const closed = once(stuck, 'close')
     expect(app.g.stats().connections).toBe(1)
     const started = performance.now()
@@ -121,7 +108,7 @@ describe('HTTPS behaves as HTTP (D12)', () => {
     expect(report).toMatchObject({ ok: true, forced: [] })
   })
 
-  it('D5 a TLS socket that finished its handshake but sends only half of its headers is closed after headerGrace', async () => {
+  it('D5.7 a TLS socket that finished its handshake but sends only half of its headers is closed after headerGrace', async () => {
     await using app = await startHttps({ headerGrace: 200 })
     const socket = tls.connect({ port: app.port, host: '127.0.0.1', ca: app.ca })
     socket.on('error', () => {})
@@ -138,9 +125,9 @@ describe('HTTPS behaves as HTTP (D12)', () => {
     expect(report.ok).toBe(true)
   })
 
-  it('D6 a handshake still stuck at the deadline is destroyed and named in the report', async () => {
+  it('D6.7 a handshake still stuck at the deadline is destroyed and named in the report', async () => {
     await using app = await startHttps({ headerGrace: 5000, timeout: 200, abortGrace: 20 })
-    const stuck = await acceptedRawSocket(app)
+    const stuck = await acceptedSocket(app.server, app.port)
     const closed = once(stuck, 'close')
     const report = await app.g.shutdown()
     await closed
@@ -148,7 +135,7 @@ describe('HTTPS behaves as HTTP (D12)', () => {
     expect(report.forced).toEqual([expect.objectContaining({ kind: 'socket', type: 'tls-handshake' })])
   })
 
-  it('D6 at the deadline a running HTTPS request has its signal aborted ("shutdown deadline"), then its socket is destroyed and named', async () => {
+  it('D6.8 at the deadline a running HTTPS request has its signal aborted ("shutdown deadline"), then its socket is destroyed and named', async () => {
     await using app = await startHttps({ timeout: 250, abortGrace: 50 })
     const c = await StreamClient.connect(app.port, { ca: app.ca })
     c.get('/never')
@@ -163,7 +150,7 @@ describe('HTTPS behaves as HTTP (D12)', () => {
     ]))
   })
 
-  it('D12 a keep-alive https.Agent sees every response of a drain complete (the last ones with Connection: close)', async () => {
+  it('D12.9 a keep-alive https.Agent sees every response of a drain complete (the last ones with Connection: close)', async () => {
     await using app = await startHttps({ readinessDelay: 200 })
     const agent = new https.Agent({ keepAlive: true, maxSockets: 4, ca: app.ca })
     const get = (path: string): Promise<{ status: number; connection: string | undefined; body: string }> => new Promise((resolve, reject) => {

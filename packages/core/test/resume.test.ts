@@ -3,7 +3,8 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
-import { graceful, ResumeError } from '@quiesce/core'
+import { graceful, ResumeError, type GracefulServer } from '@quiesce/core'
+import { get } from '../../../test/helpers/http.js'
 
 /** Another process that takes the port while we are paused; it lets go after `holdMs` (or never). */
 async function squatter(port: number, holdMs: number | null): Promise<{ exited: Promise<unknown>; kill: () => void }> {
@@ -17,19 +18,18 @@ async function squatter(port: number, holdMs: number | null): Promise<{ exited: 
   return { exited, kill: () => child.kill('SIGKILL') }
 }
 
-function get(port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, agent: false }, (res) => { res.resume(); resolve(res.statusCode ?? 0) }).on('error', reject)
-  })
+/** A server behind graceful(), listening on 127.0.0.1: the one that pauses and resumes. */
+async function listening(): Promise<{ server: http.Server; g: GracefulServer; port: number }> {
+  const server = http.createServer((_req, res) => res.end('ok'))
+  const g = graceful(server, { signals: false, logger: false })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return { server, g, port: (server.address() as AddressInfo).port }
 }
 
 describe('D13 resume()', () => {
   it('listens again on the same address, retrying EADDRINUSE with back-off while another process holds the port', async () => {
-    const server = http.createServer((_req, res) => res.end('ok'))
-    const g = graceful(server, { signals: false, logger: false })
-    server.listen(0, '127.0.0.1')
-    await once(server, 'listening')
-    const { port } = server.address() as AddressInfo
+    const { server, g, port } = await listening()
     await g.pause({ mode: 'refuse' })
     const other = await squatter(port, 300)
     const t0 = performance.now()
@@ -37,16 +37,12 @@ describe('D13 resume()', () => {
     expect(performance.now() - t0).toBeGreaterThanOrEqual(250)
     await other.exited
     expect((server.address() as AddressInfo).port).toBe(port)
-    expect(await get(port)).toBe(200)
+    expect((await get(port)).status).toBe(200)
     await g.shutdown()
   })
 
   it('fails with a clear error naming the address when the port never frees, and stays paused', async () => {
-    const server = http.createServer((_req, res) => res.end('ok'))
-    const g = graceful(server, { signals: false, logger: false })
-    server.listen(0, '127.0.0.1')
-    await once(server, 'listening')
-    const { port } = server.address() as AddressInfo
+    const { g, port } = await listening()
     await g.pause({ mode: 'refuse' })
     const other = await squatter(port, null)
     try {
@@ -62,7 +58,7 @@ describe('D13 resume()', () => {
     }
     await g.resume()
     expect(g.state).toBe('running')
-    expect(await get(port)).toBe(200)
+    expect((await get(port)).status).toBe(200)
     await g.shutdown()
   })
 })

@@ -1,10 +1,10 @@
 import http from 'node:http'
-import diagnostics from 'node:diagnostics_channel'
 import { once, setMaxListeners } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { graceful, requestSignal, type GracefulOptions, type GracefulServer } from '@quiesce/core'
 import { AppLog } from '../../../test/conformance/fixtures/app.js'
+import { listenerClosed } from '../../../test/helpers/http.js'
 import { StreamClient } from '../../../test/helpers/stream.js'
 
 const defaults: GracefulOptions = { signals: false, logger: false, timeout: 3000 }
@@ -79,20 +79,8 @@ async function subscribe(app: SseApp, path: string): Promise<StreamClient> {
   return c
 }
 
-function listenerClosed(server: unknown): Promise<number> {
-  return new Promise((resolve) => {
-    const ch = diagnostics.channel('quiesce:listener:close')
-    const on = (message: unknown): void => {
-      if ((message as { server: unknown }).server !== server) return
-      ch.unsubscribe(on)
-      resolve(performance.now())
-    }
-    ch.subscribe(on)
-  })
-}
-
 describe('streaming responses and Server-Sent Events', () => {
-  it('D2 an SSE stream that ends itself when `draining` aborts sends its last event, and its socket gets FIN right after (idle grace, then FIN)', async () => {
+  it('D2.8 an SSE stream that ends itself when `draining` aborts sends its last event, and its socket gets FIN right after (idle grace, then FIN)', async () => {
     await using app = await startSse({ idleGrace: 300 })
     const c = await subscribe(app, '/events?mode=drain')
     const head = await c.head(1)
@@ -109,7 +97,7 @@ describe('streaming responses and Server-Sent Events', () => {
     expect(await report).toMatchObject({ ok: true, requestsCompleted: 1, socketsClosedIdle: 1, forced: [] })
   })
 
-  it('D4 a beforeShutdown hook finishes every open stream before the listener closes', async () => {
+  it('D4.4 a beforeShutdown hook finishes every open stream before the listener closes', async () => {
     await using app = await startSse()
     const clients = await Promise.all([1, 2, 3].map((i) => subscribe(app, `/events?mode=hook&i=${i}`)))
     let allEndedAt = Infinity
@@ -131,7 +119,7 @@ describe('streaming responses and Server-Sent Events', () => {
     expect(report.hooks).toEqual([expect.objectContaining({ name: 'sse-goodbye', ok: true })])
   })
 
-  it('D15 many streams listening on `draining` raise no MaxListenersExceededWarning (Node 20 warns at 11 on a plain AbortSignal)', async () => {
+  it('D15.1 many streams listening on `draining` raise no MaxListenersExceededWarning (Node 20 warns at 11 on a plain AbortSignal)', async () => {
     await using app = await startSse({ idleGrace: 20 })
     const warnings: Error[] = []
     const onWarning = (w: Error): void => { warnings.push(w) }
@@ -154,7 +142,7 @@ describe('streaming responses and Server-Sent Events', () => {
     }
   })
 
-  it('D6 a stream that ignores the drain has its request signal aborted at the deadline, then its socket is destroyed; the report names it', async () => {
+  it('D6.9 a stream that ignores the drain has its request signal aborted at the deadline, then its socket is destroyed; the report names it', async () => {
     await using app = await startSse({ timeout: 300, abortGrace: 100 })
     const c = await subscribe(app, '/events?mode=deadline&end=0')
     const report = await app.g.shutdown()
@@ -170,7 +158,7 @@ describe('streaming responses and Server-Sent Events', () => {
     ]))
   })
 
-  it('D6 a stream that ends when its request signal aborts finishes cleanly in the short moment before the deadline destroys anything', async () => {
+  it('D6.10 a stream that ends when its request signal aborts finishes cleanly in the short moment before the deadline destroys anything', async () => {
     await using app = await startSse({ timeout: 300, abortGrace: 150 })
     const c = await subscribe(app, '/events?mode=deadline&end=1')
     const report = await app.g.shutdown()

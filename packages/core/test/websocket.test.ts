@@ -3,7 +3,6 @@ import https from 'node:https'
 import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import diagnostics from 'node:diagnostics_channel'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
@@ -11,6 +10,7 @@ import { describe, expect, it } from 'vitest'
 import { WebSocket, WebSocketServer } from 'ws'
 import { graceful, type GracefulOptions, type GracefulServer } from '@quiesce/core'
 import { Child } from '../../../test/helpers/child.js'
+import { listenerClosed } from '../../../test/helpers/http.js'
 import { StreamClient } from '../../../test/helpers/stream.js'
 import { testCertificate } from '../../../test/helpers/tls.js'
 
@@ -88,18 +88,6 @@ async function openClient(url: string, ca?: string): Promise<{ ws: WebSocket; cl
   return { ws, closed }
 }
 
-function listenerClosed(server: unknown): Promise<number> {
-  return new Promise((resolve) => {
-    const ch = diagnostics.channel('quiesce:listener:close')
-    const on = (message: unknown): void => {
-      if ((message as { server: unknown }).server !== server) return
-      ch.unsubscribe(on)
-      resolve(performance.now())
-    }
-    ch.subscribe(on)
-  })
-}
-
 /** A WebSocket client that completes the handshake and then ignores every frame, the close frame included. */
 async function deafClient(port: number): Promise<net.Socket> {
   const socket = net.connect(port, '127.0.0.1')
@@ -114,7 +102,7 @@ async function deafClient(port: number): Promise<net.Socket> {
 }
 
 describe('upgraded sockets (WebSocket)', () => {
-  it('D12 upgraded sockets are tracked, told to leave through closeUpgraded (1001 Going Away), and the drain ends without forcing', async () => {
+  it('D12.10 upgraded sockets are tracked, told to leave through closeUpgraded (1001 Going Away), and the drain ends without forcing', async () => {
     await using app = await startWs()
     const a = await openClient(app.url)
     const b = await openClient(app.url)
@@ -130,7 +118,7 @@ describe('upgraded sockets (WebSocket)', () => {
     expect(app.g.stats().upgradedSockets).toBe(0)
   })
 
-  it('D12 an upgraded socket whose peer ignores the close is destroyed at the deadline and named in the report', async () => {
+  it('D12.11 an upgraded socket whose peer ignores the close is destroyed at the deadline and named in the report', async () => {
     await using app = await startWs({ timeout: 400, abortGrace: 20 })
     const polite = await openClient(app.url)
     const deaf = await deafClient(app.port)
@@ -147,7 +135,7 @@ describe('upgraded sockets (WebSocket)', () => {
     expect(report.socketsForced).toBe(1)
   })
 
-  it('D12 without a closeUpgraded hook an upgraded socket stays open until the deadline, then is destroyed', async () => {
+  it('D12.12 without a closeUpgraded hook an upgraded socket stays open until the deadline, then is destroyed', async () => {
     await using app = await startWs({ timeout: 300, abortGrace: 20 }, false)
     const c = await openClient(app.url)
     const started = performance.now()
@@ -158,7 +146,7 @@ describe('upgraded sockets (WebSocket)', () => {
     expect(report.forced).toEqual([expect.objectContaining({ kind: 'socket', type: 'upgraded' })])
   })
 
-  it('D4 upgraded sockets are told to leave when the listener closes, after the announce phase', async () => {
+  it('D4.5 upgraded sockets are told to leave when the listener closes, after the announce phase', async () => {
     await using app = await startWs({ readinessDelay: 250 })
     const c = await openClient(app.url)
     const started = performance.now()
@@ -168,7 +156,7 @@ describe('upgraded sockets (WebSocket)', () => {
     expect((await report).ok).toBe(true)
   })
 
-  it('D4 a WebSocket opened during the announce phase is told to leave when the listener closes', async () => {
+  it('D4.6 a WebSocket opened during the announce phase is told to leave when the listener closes', async () => {
     await using app = await startWs({ readinessDelay: 250 })
     const started = performance.now()
     const report = app.g.shutdown()
@@ -178,7 +166,7 @@ describe('upgraded sockets (WebSocket)', () => {
     expect((await report).ok).toBe(true)
   })
 
-  it('D3 an upgrade on a keep-alive connection after the listener closed is served, and that socket is told to leave too', async () => {
+  it('D3.4 an upgrade on a keep-alive connection after the listener closed is served, and that socket is told to leave too', async () => {
     await using app = await startWs({ idleGrace: 300, timeout: 2000 })
     const socket = net.connect(app.port, '127.0.0.1')
     socket.on('error', () => {})
@@ -207,7 +195,7 @@ describe('upgraded sockets (WebSocket)', () => {
     expect(await report).toMatchObject({ ok: true, forced: [] })
   })
 
-  it('D12 a closeUpgraded hook that throws is reported by name, and its socket is still destroyed at the deadline', async () => {
+  it('D12.13 a closeUpgraded hook that throws is reported by name, and its socket is still destroyed at the deadline', async () => {
     await using app = await startWs({ timeout: 300, abortGrace: 20 }, 'throw')
     const c = await openClient(app.url)
     const report = await app.g.shutdown()
@@ -219,7 +207,7 @@ describe('upgraded sockets (WebSocket)', () => {
     ]))
   })
 
-  it('D12 quiesce adds no upgrade listener of its own: the application\'s stays the only one', async () => {
+  it('D12.14 quiesce adds no upgrade listener of its own: the application\'s stays the only one', async () => {
     await using app = await startWs()
     expect(app.server.listenerCount('upgrade')).toBe(1)
     const plain = http.createServer()
@@ -228,7 +216,7 @@ describe('upgraded sockets (WebSocket)', () => {
     await g.shutdown()
   })
 
-  it('D2 HTTP requests and WebSockets on one server: the in-flight request completes with Connection: close while the WebSocket gets 1001', async () => {
+  it('D2.9 HTTP requests and WebSockets on one server: the in-flight request completes with Connection: close while the WebSocket gets 1001', async () => {
     await using app = await startWs()
     const c = await openClient(app.url)
     const response = new Promise<{ body: string; connection: string | undefined }>((resolve, reject) => {
@@ -246,7 +234,7 @@ describe('upgraded sockets (WebSocket)', () => {
     expect(await report).toMatchObject({ ok: true, requestsCompleted: 1 })
   })
 
-  it('D12 WebSockets over HTTPS (wss) are tracked and closed with 1001 the same way', async () => {
+  it('D12.15 WebSockets over HTTPS (wss) are tracked and closed with 1001 the same way', async () => {
     await using app = await startWs({}, 'close', true)
     const { cert } = await testCertificate()
     const c = await openClient(app.url, cert)
@@ -256,7 +244,7 @@ describe('upgraded sockets (WebSocket)', () => {
     expect(report).toMatchObject({ ok: true, forced: [] })
   })
 
-  it('D12 examples/websocket-sse: Ctrl+C closes the WebSocket with 1001, ends the SSE stream with a last event, and exits 0', async () => {
+  it('D12.16 examples/websocket-sse: Ctrl+C closes the WebSocket with 1001, ends the SSE stream with a last event, and exits 0', async () => {
     await using child = new Child(path.join(examples, 'websocket-sse', 'server.mjs'), { PORT: '0' })
     const port = Number((await child.says('listening on')).split(' ').at(-1))
     const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`)

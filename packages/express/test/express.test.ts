@@ -22,7 +22,7 @@ describe('@quiesce/express', () => {
     expect(g.state).toBe('closed')
   })
 
-  it('D4 readiness answers 200, then 503 with Retry-After from the moment draining starts (supertest)', async () => {
+  it('D4.7 readiness answers 200, then 503 with Retry-After from the moment draining starts (supertest)', async () => {
     const app = express()
     const g = graceful({ ...quiet, readinessDelay: 300 })
     app.use(g)
@@ -38,7 +38,7 @@ describe('@quiesce/express', () => {
     expect((await report).ok).toBe(true)
   })
 
-  it("D17 with { server }, a server that never served a request drains, including a socket connected before any request", async () => {
+  it("D17.3 with { server }, a server that never served a request drains, including a socket connected before any request", async () => {
     const app = express()
     const server = http.createServer(app)
     const g = graceful({ ...quiet, server, headerGrace: 100 })
@@ -67,7 +67,7 @@ describe('@quiesce/express', () => {
     expect(server.listening).toBe(false)
   })
 
-  it('D14 bad options throw a TypeError naming the option', () => {
+  it('D14.6 bad options throw a TypeError naming the option', () => {
     expect(() => graceful({ server: {} as http.Server })).toThrow(/`server` must be an http, https or http2 server/)
     expect(() => graceful({ timeout: -1 })).toThrow(TypeError)
     expect(() => graceful({ nope: 1 } as never)).toThrow(/`nope` must be one of the known options/)

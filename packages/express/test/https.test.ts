@@ -1,25 +1,15 @@
 import https from 'node:https'
-import net from 'node:net'
 import { once } from 'node:events'
-import type { AddressInfo } from 'node:net'
 import express from 'express'
 import { describe, expect, it } from 'vitest'
 import { graceful, requestSignal, type ExpressGracefulOptions, type GracefulMiddleware } from '@quiesce/express'
 import { AppLog } from '../../../test/conformance/fixtures/app.js'
+import { acceptedSocket } from '../../../test/helpers/http.js'
 import { StreamClient } from '../../../test/helpers/stream.js'
-import { testCertificate } from '../../../test/helpers/tls.js'
-
-interface App extends AsyncDisposable {
-  server: https.Server
-  g: GracefulMiddleware
-  port: number
-  ca: string
-  log: AppLog
-}
+import { startSecureMiddleware, type SecureMiddlewareApp } from '../../../test/helpers/tls.js'
 
 /** Express 5 over `https.createServer`, the middleware attached to the server before it listens (D17) unless `attach: false`. */
-async function start(options: ExpressGracefulOptions = {}, attach = true): Promise<App> {
-  const { key, cert } = await testCertificate()
+async function start(options: ExpressGracefulOptions = {}, attach = true): Promise<SecureMiddlewareApp<GracefulMiddleware, https.Server>> {
   const g = graceful({ signals: false, logger: false, timeout: 3000, ...options })
   const app = express()
   const log = new AppLog()
@@ -34,23 +24,11 @@ async function start(options: ExpressGracefulOptions = {}, attach = true): Promi
     const signal = requestSignal(req)
     signal.addEventListener('abort', () => log.abort(req.url, (signal.reason as { code: string }).code), { once: true })
   })
-  const server = https.createServer({ key, cert }, app)
-  server.keepAliveTimeout = 60_000
-  if (attach) g.attach(server)
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  return {
-    server, g, log, ca: cert,
-    port: (server.address() as AddressInfo).port,
-    [Symbol.asyncDispose]: async () => {
-      if (g.state !== 'closed' && g.servers.length > 0) await g.shutdown({ timeout: 200 })
-      if (server.listening) server.close()
-    },
-  }
+  return startSecureMiddleware(g, log, ({ key, cert }) => https.createServer({ key, cert }, app), attach)
 }
 
 describe('Express 5 over HTTPS', () => {
-  it('D12 an in-flight request completes with Connection: close and its TLS socket gets FIN right after; an idle keep-alive TLS socket closes after idleGrace', async () => {
+  it('D12.17 an in-flight request completes with Connection: close and its TLS socket gets FIN right after; an idle keep-alive TLS socket closes after idleGrace', async () => {
     await using app = await start({ idleGrace: 600 })
     const busy = await StreamClient.connect(app.port, { ca: app.ca })
     const idle = await StreamClient.connect(app.port, { ca: app.ca })
@@ -70,12 +48,9 @@ describe('Express 5 over HTTPS', () => {
     expect(app.log.ran).toEqual(['/fast', '/slow'])
   })
 
-  it('D5 a TLS socket stuck in its handshake is closed after headerGrace (attached before the first request, D17)', async () => {
+  it('D5.8 a TLS socket stuck in its handshake is closed after headerGrace (attached before the first request, D17)', async () => {
     await using app = await start({ headerGrace: 200 })
-    const accepted = once(app.server, 'connection')
-    const stuck = net.connect(app.port, '127.0.0.1')
-    stuck.on('error', () => {})
-    await accepted
+    const stuck = await acceptedSocket(app.server, app.port)
     const closed = once(stuck, 'close')
     const started = performance.now()
     const report = await app.g.shutdown()
@@ -84,7 +59,7 @@ describe('Express 5 over HTTPS', () => {
     expect(report).toMatchObject({ ok: true, forced: [] })
   })
 
-  it('D6 at the deadline an HTTPS request\'s signal aborts with "shutdown deadline" and the report names it', async () => {
+  it('D6.11 at the deadline an HTTPS request\'s signal aborts with "shutdown deadline" and the report names it', async () => {
     await using app = await start({ timeout: 250, abortGrace: 50 })
     const c = await StreamClient.connect(app.port, { ca: app.ca })
     c.get('/never')
@@ -97,7 +72,7 @@ describe('Express 5 over HTTPS', () => {
     ]))
   })
 
-  it('D17 with a plain app.use(g) the middleware attaches at the first HTTPS request and drains it', async () => {
+  it('D17.4 with a plain app.use(g) the middleware attaches at the first HTTPS request and drains it', async () => {
     await using app = await start({}, false)
     expect(app.g.servers).toEqual([])
     const c = await StreamClient.connect(app.port, { ca: app.ca })

@@ -1,8 +1,9 @@
 import dns from 'node:dns'
-import diagnostics from 'node:diagnostics_channel'
 import net from 'node:net'
 import { once } from 'node:events'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { connectOutcome, listenerClosed } from '../../../test/helpers/http.js'
+import { RawClient } from '../../../test/helpers/raw.js'
 import { start } from './helpers.js'
 
 /**
@@ -36,63 +37,6 @@ afterAll(() => {
   ;(dns as { lookup: unknown }).lookup = lookup
 })
 
-/** One HTTP/1.1 exchange over ::1, byte by byte. */
-class V6Client {
-  readonly socket: net.Socket
-  data = ''
-  closed: Promise<number>
-  constructor(port: number) {
-    this.socket = net.connect({ host: '::1', port })
-    this.socket.setEncoding('utf8').on('data', (d: string) => { this.data += d })
-    this.closed = once(this.socket, 'close').then(() => performance.now())
-  }
-
-  async connected(): Promise<this> {
-    await once(this.socket, 'connect')
-    return this
-  }
-
-  /** Resolves with the status and headers of the first complete response (Content-Length bodies). */
-  response(): Promise<{ status: number; headers: Record<string, string>; body: string; at: number }> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        const end = this.data.indexOf('\r\n\r\n')
-        if (end === -1) return
-        const [statusLine, ...lines] = this.data.slice(0, end).split('\r\n')
-        const headers: Record<string, string> = {}
-        for (const l of lines) headers[l.slice(0, l.indexOf(':')).toLowerCase()] = l.slice(l.indexOf(':') + 1).trim()
-        const body = this.data.slice(end + 4)
-        if (body.length < Number(headers['content-length'] ?? 0)) return
-        this.socket.off('data', check)
-        resolve({ status: Number(statusLine?.split(' ')[1]), headers, body, at: performance.now() })
-      }
-      this.socket.on('data', check)
-      this.socket.once('close', () => reject(new Error(`closed before a response: ${JSON.stringify(this.data)}`)))
-      check()
-    })
-  }
-}
-
-function listenerClosed(server: unknown): Promise<void> {
-  return new Promise((resolve) => {
-    const ch = diagnostics.channel('quiesce:listener:close')
-    const on = (message: unknown): void => {
-      if ((message as { server: unknown }).server !== server) return
-      ch.unsubscribe(on)
-      resolve()
-    }
-    ch.subscribe(on)
-  })
-}
-
-function connectOutcome(port: number, host: string): Promise<string> {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host })
-    s.on('connect', () => { s.destroy(); resolve('connected') })
-    s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message))
-  })
-}
-
 describe('dual stack (D16)', () => {
   it('pins Fastify 5: listen({ port }) on localhost keeps its ::1 server under Symbol(fastify.serverBindings), and the plugin drains both', async () => {
     await using app = await start({}, { host: 'localhost' })
@@ -104,14 +48,14 @@ describe('dual stack (D16)', () => {
     expect(app.fastify.graceful.servers).toEqual([app.fastify.server, secondary[0]])
   })
 
-  it('D16 fastify.close() waits for a request on ::1 and answers it with Connection: close, closes a half-sent socket there, and refuses new ::1 connections once the listener closed', async () => {
+  it('D16.1 fastify.close() waits for a request on ::1 and answers it with Connection: close, closes a half-sent socket there, and refuses new ::1 connections once the listener closed', async () => {
     await using app = await start({ headerGrace: 200 }, { host: 'localhost' })
     const v6 = app.fastify.graceful.servers[1]
-    const slow = await new V6Client(app.port).connected()
-    slow.socket.write('GET /slow?ms=400 HTTP/1.1\r\nHost: localhost\r\n\r\n')
+    const slow = await RawClient.connect(app.port, { host: '::1' })
+    slow.write('GET /slow?ms=400 HTTP/1.1\r\nHost: localhost\r\n\r\n')
     await app.log.waitRan('GET /slow?ms=400')
-    const half = await new V6Client(app.port).connected()
-    half.socket.write('GET /fast HTTP/1.1\r\nHost: localhost\r\nX-Slow')
+    const half = await RawClient.connect(app.port, { host: '::1' })
+    half.write('GET /fast HTTP/1.1\r\nHost: localhost\r\nX-Slow')
 
     const v6ListenerClosed = listenerClosed(v6)
     let closedAt = 0
@@ -121,8 +65,8 @@ describe('dual stack (D16)', () => {
     expect(await connectOutcome(app.port, '::1')).toBe('ECONNREFUSED')
     expect(await connectOutcome(app.port, '127.0.0.1')).toBe('ECONNREFUSED')
 
-    const halfClosedAt = await half.closed
-    const res = await slow.response()
+    const halfClosedAt = await half.closed()
+    const res = await slow.response(1)
     expect(res.status).toBe(200)
     expect(res.body).toBe('slow')
     expect(res.headers.connection).toBe('close')

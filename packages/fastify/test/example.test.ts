@@ -7,7 +7,7 @@ import { get } from './helpers.js'
 const example = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'examples', 'fastify', 'server.mjs')
 
 describe('examples/fastify/server.mjs (a real process, a real signal)', () => {
-  it('D9 SIGTERM during a long-poll: the poll is answered, Fastify\'s onClose hook runs, the report is logged through fastify.log, exit 0', async () => {
+  it('D9.1 SIGTERM during a long-poll: the poll is answered, Fastify\'s onClose hook runs, the report is logged through fastify.log, exit 0', async () => {
     await using child = new Child(example, { PORT: '0', HOST: '127.0.0.1' })
     const port = Number((await child.says('listening on')).split(' ').at(-1))
     const poll = get(port, '/poll')

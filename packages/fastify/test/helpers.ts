@@ -53,22 +53,7 @@ export async function start(
   }
 }
 
-export interface Response {
-  status: number
-  headers: http.IncomingHttpHeaders
-  body: string
-}
-
-export function get(port: number, path: string, options: { agent?: http.Agent; host?: string; family?: number } = {}): Promise<Response> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: options.host ?? '127.0.0.1', port, path, agent: options.agent ?? false }, (res) => {
-      let body = ''
-      res.setEncoding('utf8').on('data', (d: string) => { body += d })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
-      res.on('error', reject)
-    }).on('error', reject)
-  })
-}
+export { get, type Answer as Response } from '../../../test/helpers/http.js'
 
 /** A logger that keeps what it is told, for the assertions on warnings and reports. */
 export function captureLogger(): { info(m: string): void; warn(m: string): void; error(m: string): void; lines: Array<[string, string]> } {

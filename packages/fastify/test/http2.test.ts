@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
 import { describe, expect, it } from 'vitest'
 import { gracefulPlugin } from '@quiesce/fastify'
+import { h2request } from '../../../test/helpers/http.js'
 import { defaults, sleep } from './helpers.js'
 
 const MAX_STREAM_ID = 2 ** 31 - 1
@@ -21,27 +22,13 @@ async function h2cApp(fastifyOptions: { return503OnClosing?: boolean } = {}) {
   return { fastify, ran, origin: `http://127.0.0.1:${port}` }
 }
 
-function request(client: http2.ClientHttp2Session, path: string): Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: string }> {
-  return new Promise((resolve, reject) => {
-    const stream = client.request({ ':path': path })
-    let body = ''
-    let headers: http2.IncomingHttpHeaders = {}
-    stream.setEncoding('utf8')
-    stream.on('response', (h) => { headers = h })
-    stream.on('data', (d: string) => { body += d })
-    stream.on('end', () => resolve({ status: Number(headers[':status']), headers, body }))
-    stream.on('error', reject)
-    stream.end()
-  })
-}
-
 describe('Fastify with http2: true (h2c)', () => {
-  it('D12 fastify.close() drains: a stream in flight completes (no Connection header), the session gets the two-step GOAWAY, and close() resolves after it', async () => {
+  it('D12.18 fastify.close() drains: a stream in flight completes (no Connection header), the session gets the two-step GOAWAY, and close() resolves after it', async () => {
     const { fastify, ran, origin } = await h2cApp()
     const client = http2.connect(origin)
     const goaways: Array<[number, number]> = []
     client.on('goaway', (code: number, last: number) => { goaways.push([code, last]) })
-    const slow = request(client, '/slow')
+    const slow = h2request(client, '/slow')
     await once(fastify.server, 'stream')
     expect(fastify.graceful.stats()).toMatchObject({ http2Sessions: 1, requestsInFlight: 1 })
     let closedAt = 0
@@ -66,13 +53,13 @@ describe('Fastify with http2: true (h2c)', () => {
   // own suite runs its two tests of this case on Node < 24 only. Before 24, quiesce's idle grace
   // for sessions (D1) lets the stream in, and Fastify answers it.
   const nodeClosesSessions = Number(process.versions.node.split('.')[0]) >= 24
-  it(`D12 a request sent on an idle session at the moment fastify.close() starts is ${nodeClosesSessions ? "refused by Node's own session close (Node ≥ 24)" : 'processed: Fastify answers it (503 with Retry-After while closing, or 200 with return503OnClosing: false)'}`, async () => {
+  it(`D12.19 a request sent on an idle session at the moment fastify.close() starts is ${nodeClosesSessions ? "refused by Node's own session close (Node ≥ 24)" : 'processed: Fastify answers it (503 with Retry-After while closing, or 200 with return503OnClosing: false)'}`, async () => {
     for (const [options, expected] of [[{}, 503], [{ return503OnClosing: false }, 200]] as const) {
       const { fastify, origin } = await h2cApp(options)
       const client = http2.connect(origin)
       await once(client, 'connect')
       // the client sends its HEADERS as the server starts closing: they cross the drain's start
-      const answer = request(client, '/fast').then(
+      const answer = h2request(client, '/fast').then(
         (r) => `${r.status}${r.headers['retry-after'] === undefined ? '' : ` retry-after ${String(r.headers['retry-after'])}`}`,
         (err: Error) => /NGHTTP2_\w+/.exec(err.message)?.[0] ?? err.message,
       )

@@ -83,7 +83,7 @@ describe('the plugin', () => {
     expect((await app.fastify.graceful.shutdown()).reason).toBe('framework')
   })
 
-  it("D3 return503OnClosing (Fastify's default): a request during the drain gets Fastify's 503 with quiesce's Retry-After and Connection: close; its handler does not run", async () => {
+  it("D3.5 return503OnClosing (Fastify's default): a request during the drain gets Fastify's 503 with quiesce's Retry-After and Connection: close; its handler does not run", async () => {
     await using app = await start({ retryAfter: 4, idleGrace: 2000 })
     const c = await RawClient.connect(app.port)
     c.get('/fast?warm')
@@ -107,7 +107,7 @@ describe('the plugin', () => {
     await closing
   })
 
-  it('D3 with return503OnClosing: false a request during the drain is served, with Connection: close and no Retry-After', async () => {
+  it('D3.6 with return503OnClosing: false a request during the drain is served, with Connection: close and no Retry-After', async () => {
     await using app = await start({ idleGrace: 2000 }, { fastify: { return503OnClosing: false } })
     const c = await RawClient.connect(app.port)
     c.get('/fast?warm')
@@ -147,7 +147,7 @@ describe('the plugin', () => {
     expect(c.responses).toEqual([])
   })
 
-  it("D13 pause({ mode: 'reject' | 'hold' }) acts in the onRequest gate, before the route's own hooks and handler", async () => {
+  it("D13.5 pause({ mode: 'reject' | 'hold' }) acts in the onRequest gate, before the route's own hooks and handler", async () => {
     const routeHooks: string[] = []
     await using app = await start({}, {
       setup(fastify) {
@@ -175,7 +175,7 @@ describe('the plugin', () => {
     expect(routeHooks).toEqual(['/hooked?hold'])
   })
 
-  it('readiness answers 200 while running and paused, 503 with Retry-After once draining starts (D4)', async () => {
+  it('D4.8 readiness answers 200 while running and paused, 503 with Retry-After once draining starts', async () => {
     await using app = await start({ readinessDelay: 300 }, {
       fastify: { return503OnClosing: false },
       setup(fastify) { fastify.get('/ready', readiness) },
@@ -254,7 +254,7 @@ describe('the plugin', () => {
     await expect(siblings.ready()).rejects.toThrow(/registered twice/)
   })
 
-  it('D9 process signal handlers are installed once however many instances register the plugin, and removed with the last; no upgrade listener is added', async () => {
+  it('D9.3 process signal handlers are installed once however many instances register the plugin, and removed with the last; no upgrade listener is added', async () => {
     const before = process.listenerCount('SIGTERM')
     const apps = await Promise.all(Array.from({ length: 20 }, async () => {
       const fastify = Fastify({ logger: false })

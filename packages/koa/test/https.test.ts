@@ -1,28 +1,18 @@
 import http2 from 'node:http2'
 import https from 'node:https'
-import net from 'node:net'
 import { once } from 'node:events'
-import type { AddressInfo } from 'node:net'
 import Koa from 'koa'
 import { describe, expect, it } from 'vitest'
 import { graceful, type GracefulMiddleware, type KoaGracefulOptions } from '@quiesce/koa'
 import { AppLog } from '../../../test/conformance/fixtures/app.js'
+import { acceptedSocket, h2request } from '../../../test/helpers/http.js'
 import { StreamClient } from '../../../test/helpers/stream.js'
-import { testCertificate } from '../../../test/helpers/tls.js'
+import { startSecureMiddleware, type SecureMiddlewareApp } from '../../../test/helpers/tls.js'
 
 const MAX_STREAM_ID = 2 ** 31 - 1
 
-interface App extends AsyncDisposable {
-  server: https.Server | http2.Http2SecureServer
-  g: GracefulMiddleware
-  port: number
-  ca: string
-  log: AppLog
-}
-
 /** Koa 3 behind `graceful()` over `https.createServer`, or `http2.createSecureServer({ allowHTTP1: true })`. */
-async function start(options: KoaGracefulOptions = {}, over: 'https' | 'h2+h1' = 'https'): Promise<App> {
-  const { key, cert } = await testCertificate()
+async function start(options: KoaGracefulOptions = {}, over: 'https' | 'h2+h1' = 'https'): Promise<SecureMiddlewareApp<GracefulMiddleware, https.Server | http2.Http2SecureServer>> {
   const g = graceful({ signals: false, logger: false, timeout: 3000, ...options })
   const app = new Koa()
   const log = new AppLog()
@@ -40,22 +30,13 @@ async function start(options: KoaGracefulOptions = {}, over: 'https' | 'h2+h1' =
       ctx.body = 'aborted'
     }
   })
-  const server = over === 'https'
+  return startSecureMiddleware(g, log, ({ key, cert }) => over === 'https'
     ? https.createServer({ key, cert }, app.callback())
-    : http2.createSecureServer({ key, cert, allowHTTP1: true }, app.callback())
-  if (server instanceof https.Server) server.keepAliveTimeout = 60_000
-  g.attach(server)
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  return {
-    server, g, log, ca: cert,
-    port: (server.address() as AddressInfo).port,
-    [Symbol.asyncDispose]: async () => { if (g.state !== 'closed') await g.shutdown({ timeout: 200 }) },
-  }
+    : http2.createSecureServer({ key, cert, allowHTTP1: true }, app.callback()))
 }
 
 describe('Koa 3 over HTTPS', () => {
-  it('D12 an in-flight request completes with Connection: close and its TLS socket gets FIN right after; an idle keep-alive TLS socket closes after idleGrace', async () => {
+  it('D12.20 an in-flight request completes with Connection: close and its TLS socket gets FIN right after; an idle keep-alive TLS socket closes after idleGrace', async () => {
     await using app = await start({ idleGrace: 600 })
     const busy = await StreamClient.connect(app.port, { ca: app.ca })
     const idle = await StreamClient.connect(app.port, { ca: app.ca })
@@ -73,12 +54,9 @@ describe('Koa 3 over HTTPS', () => {
     expect(await report).toMatchObject({ ok: true, requestsCompleted: 1, socketsClosedIdle: 1, socketsForced: 0 })
   })
 
-  it('D5 a TLS socket stuck in its handshake is closed after headerGrace', async () => {
+  it('D5.9 a TLS socket stuck in its handshake is closed after headerGrace', async () => {
     await using app = await start({ headerGrace: 200 })
-    const accepted = once(app.server, 'connection')
-    const stuck = net.connect(app.port, '127.0.0.1')
-    stuck.on('error', () => {})
-    await accepted
+    const stuck = await acceptedSocket(app.server, app.port)
     const closed = once(stuck, 'close')
     const started = performance.now()
     const report = await app.g.shutdown()
@@ -87,7 +65,7 @@ describe('Koa 3 over HTTPS', () => {
     expect(report).toMatchObject({ ok: true, forced: [] })
   })
 
-  it('D6 ctx.signal aborts with "shutdown deadline" at the deadline over HTTPS, and the handler still answers in the short moment', async () => {
+  it('D6.12 ctx.signal aborts with "shutdown deadline" at the deadline over HTTPS, and the handler still answers in the short moment', async () => {
     await using app = await start({ timeout: 250, abortGrace: 150 })
     const c = await StreamClient.connect(app.port, { ca: app.ca })
     c.get('/never')
@@ -99,23 +77,13 @@ describe('Koa 3 over HTTPS', () => {
     expect(report.forced.filter((f) => f.kind === 'request')).toEqual([])
   })
 
-  it('D12 Koa over http2.createSecureServer({ allowHTTP1 }): the h2 stream completes without a Connection header after the two-step GOAWAY; h1 gets Connection: close', async () => {
+  it('D12.21 Koa over http2.createSecureServer({ allowHTTP1 }): the h2 stream completes without a Connection header after the two-step GOAWAY; h1 gets Connection: close', async () => {
     await using app = await start({}, 'h2+h1')
     const client = http2.connect(`https://127.0.0.1:${app.port}`, { ca: app.ca })
     client.on('error', () => {})
     const goaways: Array<[number, number]> = []
     client.on('goaway', (code: number, last: number) => { goaways.push([code, last]) })
-    const h2 = new Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: string }>((resolve, reject) => {
-      const stream = client.request({ ':path': '/slow?via=h2' })
-      let headers: http2.IncomingHttpHeaders = {}
-      let body = ''
-      stream.setEncoding('utf8')
-      stream.on('response', (h) => { headers = h })
-      stream.on('data', (d: string) => { body += d })
-      stream.on('end', () => resolve({ status: Number(headers[':status']), headers, body }))
-      stream.on('error', reject)
-      stream.end()
-    })
+    const h2 = h2request(client, '/slow?via=h2')
     const h1 = await StreamClient.connect(app.port, { ca: app.ca })
     h1.get('/slow?via=h1')
     await Promise.all([app.log.waitRan('/slow?via=h2'), app.log.waitRan('/slow?via=h1')])

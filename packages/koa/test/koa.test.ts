@@ -28,7 +28,7 @@ describe('@quiesce/koa', () => {
     expect((await g.shutdown()).ok).toBe(true)
   })
 
-  it("D11 an error thrown further down still reaches Koa's error handling and app.on('error')", async () => {
+  it("D11.4 an error thrown further down still reaches Koa's error handling and app.on('error')", async () => {
     const app = new Koa()
     const g = graceful(quiet)
     app.use(g)
@@ -44,7 +44,7 @@ describe('@quiesce/koa', () => {
     await g.shutdown()
   })
 
-  it('D4 readiness answers 200, then 503 with Retry-After once draining (supertest)', async () => {
+  it('D4.9 readiness answers 200, then 503 with Retry-After once draining (supertest)', async () => {
     const app = new Koa()
     const g = graceful({ ...quiet, readinessDelay: 300 })
     app.use(g)
@@ -58,7 +58,7 @@ describe('@quiesce/koa', () => {
     expect((await report).ok).toBe(true)
   })
 
-  it('D17 with { server }, a server that never served a request drains, including a socket connected before any request', async () => {
+  it('D17.5 with { server }, a server that never served a request drains, including a socket connected before any request', async () => {
     const app = new Koa()
     const server = http.createServer(app.callback())
     const g = graceful({ ...quiet, server, headerGrace: 100 })
