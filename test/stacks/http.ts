@@ -1,2 +1,2 @@
 /** One request on its own connection (no agent), the whole body read: the shared test helper. */
-export { request, type Answer } from '../helpers/http.js'
+export { request } from '../helpers/http.js'

@@ -133,7 +133,7 @@ export class QuiesceOptionError extends TypeError {
   }
 }
 
-export function describe(value: unknown): string {
+function describe(value: unknown): string {
   if (value === null) return 'null'
   if (value === undefined) return 'undefined'
   if (typeof value === 'number') return Number.isNaN(value) ? 'NaN' : String(value)

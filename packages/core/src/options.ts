@@ -34,7 +34,7 @@ const UNCATCHABLE = new Set(['SIGKILL', 'SIGSTOP'])
 const UNSAFE = new Set(['SIGSEGV', 'SIGBUS', 'SIGILL', 'SIGFPE'])
 
 /** The longest delay a Node timer holds (2^31−1 ms, about 24.8 days); longer ones fire after 1 ms. */
-export const MAX_DELAY = 2 ** 31 - 1
+const MAX_DELAY = 2 ** 31 - 1
 
 export function checkObject(name: string, value: unknown): Record<string, unknown> {
   if (value === undefined) return {}
@@ -130,7 +130,7 @@ function guarded(target: Logger): Logger {
 }
 
 /** vitest, jest and node:test each mark their workers; D11's handler stays off there unless asked for. */
-export function inTestRunner(env: NodeJS.ProcessEnv = process.env): boolean {
+function inTestRunner(env: NodeJS.ProcessEnv = process.env): boolean {
   return Boolean(env.VITEST || env.VITEST_WORKER_ID || env.JEST_WORKER_ID || env.NODE_TEST_CONTEXT)
 }
 
@@ -217,4 +217,3 @@ export function resolveHookOptions(hook: unknown, input: unknown, fallbackName: 
   }
 }
 
-export type { ShutdownOptions, HookOptions }

@@ -157,4 +157,3 @@ export interface Controller {
   beforeShutdown(hook: ShutdownHook, options?: HookOptions): () => void
 }
 
-export type { IncomingMessage, ServerResponse, HttpServer }

@@ -101,10 +101,10 @@ describe("D20 other code managing the server's 'request' listeners", () => {
       for (const transport of ['polling', 'websocket'] as const) {
         const c = ioClient(`http://127.0.0.1:${port}`, { transports: [transport], reconnection: false })
         clients.push(c)
-        await once(c, 'connect')
+        await new Promise<void>((resolve) => c.once('connect', () => resolve()))
         expect(await c.emitWithAck('ping!')).toBe('pong')
       }
-      const left = clients.map((c) => once(c, 'disconnect'))
+      const left = clients.map((c) => new Promise<[string]>((resolve) => c.once('disconnect', (reason) => resolve([reason]))))
       const t0 = performance.now()
       const report = await g.shutdown()
       expect((await Promise.all(left)).map(([reason]) => reason)).toEqual(['io server disconnect', 'io server disconnect'])

@@ -8,7 +8,7 @@ import path from 'node:path'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
-import { graceful, requestSignal } from '@quiesce/core'
+import { graceful, requestSignal, type ShutdownReport } from '@quiesce/core'
 import { testCertificate } from '../../../test/helpers/tls.js'
 
 const quiet = { signals: false, logger: false } as const
@@ -107,7 +107,7 @@ describe('odd but legal seams (D21, D18, D10, D1)', () => {
       realSetImmediate(chain)
     }
     realSetImmediate(chain)
-    let report
+    let report: ShutdownReport | undefined
     try {
       report = await g.shutdown()
     } finally {
@@ -118,7 +118,7 @@ describe('odd but legal seams (D21, D18, D10, D1)', () => {
     await new Promise<void>((resolve) => (client.closed ? resolve() : client.once('close', () => resolve())))
     expect(received).toContain('/second')
     expect(received).toMatch(/\/second$/)
-    expect(report.ok).toBe(true)
+    expect(report?.ok).toBe(true)
   })
 
   it('D18.2 a failing closeUpgraded hook is published on quiesce:forced and named in the report', async () => {

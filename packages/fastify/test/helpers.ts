@@ -53,7 +53,7 @@ export async function start(
   }
 }
 
-export { get, type Answer as Response } from '../../../test/helpers/http.js'
+export { get } from '../../../test/helpers/http.js'
 
 /** A logger that keeps what it is told, for the assertions on warnings and reports. */
 export function captureLogger(): { info(m: string): void; warn(m: string): void; error(m: string): void; lines: Array<[string, string]> } {

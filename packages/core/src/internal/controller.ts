@@ -401,7 +401,7 @@ function addHook(list: HookEntry[], hook: ShutdownHook, options: HookOptions | u
   }
 }
 
-export function deferred(): { promise: Promise<void>; resolve: () => void } {
+function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve: () => void = () => {}
   const promise = new Promise<void>((r) => { resolve = r })
   return { promise, resolve }

@@ -18,7 +18,7 @@ export interface HookRun {
  * report, never an exception for the caller (D8). The hook receives an AbortSignal that aborts
  * when its time is up, so it can stop what it started.
  */
-export async function runHook(entry: HookEntry, limit: number): Promise<HookRun> {
+async function runHook(entry: HookEntry, limit: number): Promise<HookRun> {
   const started = performance.now()
   const controller = new AbortController()
   let timer: NodeJS.Timeout | undefined

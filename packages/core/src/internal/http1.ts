@@ -8,7 +8,7 @@ import { abortRequestSignal } from './signal.js'
 import { idleAt, now, type DrainSite } from './site.js'
 
 /** Per-socket bookkeeping lives on the socket under this key: no WeakMap lookups on the request path. */
-export const kSocketState = Symbol.for('quiesce.socket')
+const kSocketState = Symbol.for('quiesce.socket')
 /** Marks a response whose request must not reach its handler (it arrived after the close was announced). */
 const kRefused = Symbol.for('quiesce.refused')
 /** When a tracked response's request started: for the report's age of a forced request (D6). */

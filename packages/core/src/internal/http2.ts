@@ -5,7 +5,7 @@ import { remoteOf } from './servers.js'
 import { abortRequestSignal, streamCutShort } from './signal.js'
 import { idleAt, now, type DrainSite } from './site.js'
 
-export const kSessionState = Symbol.for('quiesce.session')
+const kSessionState = Symbol.for('quiesce.session')
 const GOAWAY_ALL = 2 ** 31 - 1
 
 interface SessionState {

@@ -45,7 +45,7 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`
 }
 
-export function describeForced(item: ForcedItem): string {
+function describeForced(item: ForcedItem): string {
   switch (item.kind) {
     case 'request': return `${item.method} ${item.url} (${item.protocol}, running ${seconds(item.ageMs)})`
     case 'socket': return `${item.type} socket ${item.remote}`

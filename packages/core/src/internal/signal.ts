@@ -9,7 +9,7 @@ import type { NodeRequest } from '../types.js'
  * `Symbol.for` key so that an ESM and a CommonJS copy of quiesce see the same one. Created only
  * when asked for (D15); the tracker aborts it on client close (D10) and at the deadline (D6).
  */
-export const kSignal = Symbol.for('quiesce.request-signal')
+const kSignal = Symbol.for('quiesce.request-signal')
 
 type Carrier = { [kSignal]?: AbortController }
 
@@ -22,7 +22,7 @@ function isStream(req: object): req is ServerHttp2Stream {
 }
 
 /** The object a request's signal lives on: the stream for HTTP/2, the request itself for HTTP/1. */
-export function signalCarrier(req: NodeRequest): (IncomingMessage | ServerHttp2Stream) & Carrier {
+function signalCarrier(req: NodeRequest): (IncomingMessage | ServerHttp2Stream) & Carrier {
   if (isStream(req)) return req as ServerHttp2Stream & Carrier
   if (isH2Compat(req)) return req.stream as ServerHttp2Stream & Carrier
   return req as IncomingMessage & Carrier
