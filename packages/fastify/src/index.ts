@@ -78,13 +78,26 @@ const kPlugin = Symbol.for('quiesce.fastify.plugin')
 /** Each instance's seam, for the `readiness` / `liveness` routes. */
 const seams = new WeakMap<FastifyInstance, FrameworkController<FastifyReply>>()
 
+/** One registration's state, shared by the hooks below. */
+interface Registration {
+  readonly fastify: FastifyInstance
+  readonly core: FrameworkController<FastifyReply>
+  readonly log: Logger | null
+  /** Servers this plugin drains: the ones Fastify listened on. */
+  readonly ours: Set<object>
+  /** Fastify's close has begun (our preClose ran, or we called close()). */
+  closing: boolean
+  closeCall: Promise<void> | null
+  /** Our onClose hook ran: every Fastify onClose hook registered after the plugin has run. */
+  readonly closed: { promise: Promise<void>; resolve: () => void }
+}
+
 function plugin(fastify: FastifyInstance, options: FastifyGracefulOptions, done: (err?: Error) => void): void {
   const main = fastify.server as AnyServer & { [kPlugin]?: true }
   if (main[kPlugin] === true || fastify.hasDecorator('graceful')) {
     done(new Error('@quiesce/fastify is registered twice for the same Fastify server (or fastify.graceful exists already): register it once, at the root'))
     return
   }
-  /** Servers this plugin drains: the ones Fastify listened on. */
   const ours = new Set<object>()
   const given = options?.logger
   const log = given === false || given === null ? null : drainLogger(given ?? fastify.log, () => ours.size > 0)
@@ -97,84 +110,64 @@ function plugin(fastify: FastifyInstance, options: FastifyGracefulOptions, done:
   }
   main[kPlugin] = true
   seams.set(fastify, core)
-  /** Fastify's close has begun (our preClose ran, or we called close()). */
-  let fastifyClosing = false
-  let closeCall: Promise<void> | null = null
-  /** Our onClose hook ran: every Fastify onClose hook registered after the plugin has run. */
-  const fastifyClosed = deferred()
+  const r: Registration = { fastify, core, log, ours, closing: false, closeCall: null, closed: deferred() }
+  decorate(r)
+  attachOnListen(r)
+  gateRequests(r)
+  drainOnClose(r)
+  done()
+}
 
-  const forceClose = fastify.initialConfig.forceCloseConnections === true
-  if (forceClose) {
-    log?.warn(
-      'quiesce: forceCloseConnections: true makes fastify.close() destroy every connection as soon as the listener closes; ' +
-        'requests still running then are cut and reported as forced — remove the option to let them finish',
-    )
-  }
-
-  const closeFastify = (): Promise<void> => {
-    closeCall ??= fastify.close().then(
-      () => {},
-      (err: unknown) => log?.error(`quiesce: fastify.close() failed — ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`),
-    )
-    return closeCall
-  }
-
-  // A drain started by a signal or by shutdown() closes Fastify, which runs preClose below.
-  core.draining.addEventListener('abort', () => {
-    if (fastifyClosing) return
-    fastifyClosing = true
-    void closeFastify()
-  }, { once: true })
-
-  // Fastify's own onClose hooks (the app's database, …) are part of the drain: the report, and a
-  // signal's exit, wait for them (D8, D9), under the hooks' time limit.
-  core.onShutdown(() => fastifyClosed.promise, { name: 'fastify onClose hooks' })
-
-  // fastify.graceful.shutdown() resolves once Fastify has closed too
+/** `fastify.graceful` (its `shutdown()` resolves once Fastify has closed too) and `request.quiesceSignal`. */
+function decorate(r: Registration): void {
   let shutdown: Promise<ShutdownReport> | null = null
-  const graceful = core.expose({}, (o?: ShutdownOptions) => {
-    const report = core.shutdown(o)
-    shutdown ??= report.then(async (r) => {
-      await (closeCall ?? fastifyClosed.promise)
-      return r
+  r.fastify.decorate('graceful', r.core.expose({}, (o?: ShutdownOptions) => {
+    shutdown ??= r.core.shutdown(o).then(async (report) => {
+      await (r.closeCall ?? r.closed.promise)
+      return report
     })
     return shutdown
-  })
-
-  function attach(server: AnyServer): void {
-    if (ours.has(server)) return
-    core.attach(server)
-    ours.add(server)
-  }
-
-  fastify.decorate('graceful', graceful)
-  fastify.decorateRequest('quiesceSignal', {
+  }))
+  r.fastify.decorateRequest('quiesceSignal', {
     getter(this: FastifyRequest) {
       return nodeRequestSignal(this.raw)
     },
   })
+}
 
-  // Attach what Fastify listens on, once it does: the main server and, for `localhost`, the
-  // secondary one (D16). A server the app listened on itself (serverFactory) is not Fastify's
-  // to close, so it is not ours to drain either.
-  fastify.addHook('onListen', function quiesceOnListen(hookDone) {
-    attach(fastify.server as AnyServer)
-    const secondary = secondaryServers(fastify)
+/**
+ * Attach what Fastify listens on, once it does: the main server and, for `localhost`, the
+ * secondary one (D16). A server the app listened on itself (serverFactory) is not Fastify's to
+ * close, so it is not ours to drain either.
+ */
+function attachOnListen(r: Registration): void {
+  const attach = (server: AnyServer): void => {
+    if (r.ours.has(server)) return
+    r.core.attach(server)
+    r.ours.add(server)
+  }
+  r.fastify.addHook('onListen', function quiesceOnListen(hookDone) {
+    attach(r.fastify.server as AnyServer)
+    const secondary = secondaryServers(r.fastify)
     if (secondary !== null) {
       for (const server of secondary) attach(server)
-    } else if (fastify.addresses().length > 1) {
-      log?.warn(
-        `quiesce: Fastify listens on ${fastify.addresses().length} addresses but its extra servers cannot be found; only the main one drains — ` +
+    } else if (r.fastify.addresses().length > 1) {
+      r.log?.warn(
+        `quiesce: Fastify listens on ${r.fastify.addresses().length} addresses but its extra servers cannot be found; only the main one drains — ` +
           "listen on one explicit host (listen({ port, host: '127.0.0.1' }) or host: '::')",
       )
     }
     hookDone()
   })
+}
 
-  // The gate (D3, D13): before the route runs. Fastify's blanket `Connection: close` while it
-  // closes, and the Retry-After its closing 503 lacks, are settled by the core (D2, D3).
-  fastify.addHook('onRequest', function quiesceGate(_request, reply, hookDone) {
-    const verdict = core.admit(reply)
+/**
+ * The gate (D3, D13): before the route runs. Fastify's blanket `Connection: close` while it
+ * closes, and the Retry-After its closing 503 lacks, are settled by the core (D2, D3).
+ */
+function gateRequests(r: Registration): void {
+  r.fastify.addHook('onRequest', function quiesceGate(_request, reply, hookDone) {
+    const verdict = r.core.admit(reply)
     if (verdict === true) hookDone()
     else if (verdict === false) {
       // quiesce answered (503), or the request arrived after the socket's FIN (D2): Fastify must not write
@@ -187,13 +180,35 @@ function plugin(fastify: FastifyInstance, options: FastifyGracefulOptions, done:
       }, hookDone)
     }
   })
+}
 
-  // Fastify's close: preClose runs after the app's own top-level preClose hooks and before
-  // Fastify closes its server(s). The drain starts here. When the announce phase (readinessDelay,
-  // D4) is over, quiesce closes the listening handles (all of them at once, D16) and Fastify goes
-  // on: server.close(), whose callback waits for the drained server's 'close'.
+/**
+ * One drain whoever starts it. A signal or `shutdown()` closes Fastify; Fastify's close runs
+ * preClose after the app's own top-level preClose hooks and before it closes its server(s): the
+ * drain starts there, and when the announce phase (readinessDelay, D4) is over, quiesce closes the
+ * listening handles (all at once, D16) and Fastify goes on: server.close(), whose callback waits
+ * for the drained server's 'close'. Fastify's own onClose hooks are part of the drain (D8, D9).
+ */
+function drainOnClose(r: Registration): void {
+  const { fastify, core, log } = r
+  const forceClose = fastify.initialConfig.forceCloseConnections === true
+  if (forceClose) {
+    log?.warn(
+      'quiesce: forceCloseConnections: true makes fastify.close() destroy every connection as soon as the listener closes; ' +
+        'requests still running then are cut and reported as forced — remove the option to let them finish',
+    )
+  }
+  core.draining.addEventListener('abort', () => {
+    if (r.closing) return
+    r.closing = true
+    r.closeCall ??= fastify.close().then(
+      () => {},
+      (err: unknown) => log?.error(`quiesce: fastify.close() failed — ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`),
+    )
+  }, { once: true })
+  core.onShutdown(() => r.closed.promise, { name: 'fastify onClose hooks' })
   fastify.addHook('preClose', function quiescePreClose(hookDone) {
-    fastifyClosing = true
+    r.closing = true
     core.frameworkClosing().then(() => {
       // forceCloseConnections: true — Fastify destroys every connection right after this hook;
       // quiesce does it a moment earlier so that each cut request is named in the report (D6)
@@ -201,16 +216,13 @@ function plugin(fastify: FastifyInstance, options: FastifyGracefulOptions, done:
       hookDone()
     }, hookDone)
   })
-
-  // Runs once Fastify closed its server(s) and ran the onClose hooks registered after the plugin:
-  // fastify.close() resolves after the drain's report.
+  // once Fastify closed its server(s) and ran the onClose hooks registered after the plugin:
+  // fastify.close() resolves after the drain's report
   fastify.addHook('onClose', function quiesceOnClose(_instance, hookDone) {
-    fastifyClosed.resolve()
+    r.closed.resolve()
     void core.frameworkClosing()
     core.shutdown().then(() => hookDone(), hookDone)
   })
-
-  done()
 }
 
 /**

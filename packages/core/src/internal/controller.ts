@@ -1,17 +1,18 @@
 import { setMaxListeners } from 'node:events'
 import { channels, publish } from '../channels.js'
 import { ClosedError, DrainingError, ShutdownDeadlineError } from '../errors.js'
-import { resolveHookOptions, resolveOptions, resolvePauseOptions, resolveResumeOptions, resolveShutdownOptions, type ResolvedOptions } from '../options.js'
+import { resolveOptions, resolvePauseOptions, resolveResumeOptions, resolveShutdownOptions, type ResolvedOptions } from '../options.js'
 import type { AnyServer, Controller, ForcedItem, HookOptions, PauseOptions, ResumeOptions, ShutdownHook, ShutdownOptions, ShutdownReason, ShutdownReport, State, Stats } from '../types.js'
 import { drainTimeout, fitBudget, type Limits } from './budget.js'
-import { runHooksInOrder, runHooksTogether, type HookEntry, type HookRun } from './hooks.js'
-import { setCloseMarker } from './node.js'
-import { Pause } from './pause.js'
+import { addHook, hookReports, runHooksInOrder, runHooksTogether, type HookEntry } from './hooks.js'
+import { answer500, answer503 } from './answers.js'
+import { PauseSwitch } from './pause.js'
 import { PhaseMachine } from './phases.js'
 import { coordinator, type Coordinated } from './process.js'
-import { buildReport, errorStack, progressLine, reportLine, type DrainCounts } from './report.js'
+import { Deadline } from './deadline.js'
+import { buildReport, errorStack, reportLine, type DrainCounts } from './report.js'
 import { assertServer } from './servers.js'
-import { now, type AnyRequest, type AnyResponse, type TrackerHost } from './site.js'
+import { deferred, now, type AnyRequest, type AnyResponse, type TrackerHost } from './site.js'
 import { Tracker } from './tracker.js'
 
 export interface ControllerMode {
@@ -47,8 +48,7 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
   readonly #drainingController = new AbortController()
   #shutdown: Promise<ShutdownReport> | null = null
   #startedAt = 0
-  #pause: Pause | null = null
-  #pauseChange: Promise<void> = Promise.resolve()
+  readonly #pauses: PauseSwitch
   readonly #onShutdownHooks: HookEntry[] = []
   readonly #beforeHooks: HookEntry[] = []
   readonly #forced: ForcedItem[] = []
@@ -65,6 +65,13 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     this.mode = mode
     setMaxListeners(0, this.#drainingController.signal)
     this.limits = fitBudget(this.options)
+    const self = this
+    this.#pauses = new PauseSwitch({
+      get servers() { return self.#trackers.keys() },
+      get draining() { return self.isDraining },
+      reject503: (res) => this.reject503(res),
+      changed: (paused) => { this.#phases.to(paused ? 'paused' : 'running') },
+    })
     coordinator().register(this)
   }
 
@@ -98,14 +105,7 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
 
   stats(): Stats {
     const total = { connections: 0, idle: 0, upgraded: 0, inFlight: 0, sessions: 0 }
-    for (const t of this.#trackers.values()) {
-      const s = t.stats()
-      total.connections += s.connections
-      total.idle += s.idle
-      total.upgraded += s.upgraded
-      total.inFlight += s.inFlight
-      total.sessions += s.sessions
-    }
+    for (const t of this.#trackers.values()) for (const [k, v] of Object.entries(t.stats())) total[k as keyof typeof total] += v
     return { state: this.state, connections: total.connections, idleConnections: total.idle, requestsInFlight: total.inFlight, upgradedSockets: total.upgraded, http2Sessions: total.sessions }
   }
 
@@ -161,37 +161,12 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
 
   pause(options?: PauseOptions): Promise<void> {
     const o = resolvePauseOptions(options)
-    return this.#serialise(async () => {
-      if (this.isDraining) throw new ClosedError('pause()')
-      if (this.#pause !== null) {
-        if (this.#pause.mode === o.mode && this.#pause.maxWait === o.maxWait) return
-        await this.#resumeNow(10)
-      }
-      this.#pause = new Pause(o.mode, o.maxWait, this.#trackers.keys(), (res) => this.reject503(res))
-      this.#phases.to('paused')
-    })
+    return this.#pauses.pause(o.mode, o.maxWait)
   }
 
   resume(options?: ResumeOptions): Promise<void> {
     const o = resolveResumeOptions(options)
-    return this.#serialise(async () => {
-      if (this.isDraining) throw new ClosedError('resume()')
-      await this.#resumeNow(o.retries)
-    })
-  }
-
-  #serialise(fn: () => Promise<void>): Promise<void> {
-    const next = this.#pauseChange.then(fn, fn)
-    this.#pauseChange = next.catch(() => {})
-    return next
-  }
-
-  async #resumeNow(retries: number): Promise<void> {
-    const pause = this.#pause
-    if (pause === null) return
-    await pause.resume(retries)
-    this.#pause = null
-    this.#phases.to('running')
+    return this.#pauses.resume(o.retries)
   }
 
   // ── TrackerHost: the gate, the counts, failures ──────────────────────────
@@ -199,7 +174,8 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
   /** Decides whether a request reaches its handler: true, false (quiesce answered it), or later (hold). */
   admit(req: AnyRequest, res: AnyResponse): boolean | Promise<boolean> {
     if (Tracker.refused(res)) return false
-    if (this.#pause !== null) return this.#pause.admit(req, res)
+    const pause = this.#pauses.current
+    if (pause !== null) return pause.admit(req, res)
     if (this.isDraining && this.options.duringDrain === 'reject') {
       this.#counts.rejected++
       this.reject503(res)
@@ -210,27 +186,12 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
 
   /** 503 with Retry-After; on HTTP/1 with `Connection: close` (our marker, so quiesce closes the socket gracefully after it). */
   reject503(res: AnyResponse): void {
-    if (res.headersSent || res.writableEnded) {
-      if (!res.writableEnded) res.end()
-      return
-    }
-    res.statusCode = 503
-    res.setHeader('Retry-After', String(Math.ceil(this.options.retryAfter)))
-    res.setHeader('Content-Type', 'text/plain; charset=utf-8')
-    if ('maxRequestsOnConnectionReached' in res) setCloseMarker(res, true)
-    res.end('Service Unavailable\n')
+    answer503(res, this.options.retryAfter)
   }
 
   handlerFailed(error: unknown, req: AnyRequest, res: AnyResponse): void {
     this.options.logger?.error(`quiesce: ${req.method ?? ''} ${req.url ?? ''} failed; answered 500 — ${errorStack(error)}`)
-    if (!res.headersSent && !res.writableEnded) {
-      res.statusCode = 500
-      res.setHeader('Content-Type', 'text/plain; charset=utf-8')
-      res.end('Internal Server Error\n')
-    } else if (!res.writableEnded) {
-      // headers are out: the only honest answer left is to cut this one response
-      res.destroy()
-    }
+    answer500(res)
   }
 
   callbackFailed(what: string, error: unknown): void {
@@ -244,7 +205,7 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
    * coordinator lets go of the controller (D20), until a server listens again.
    */
   serverClosed(): void {
-    if (this.isDraining || this.#pause?.mode === 'refuse') return
+    if (this.isDraining || this.#pauses.current?.mode === 'refuse') return
     for (const t of this.#trackers.values()) if (!t.closed) return
     coordinator().unregister(this)
   }
@@ -270,13 +231,20 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     const timeout = drainTimeout(o.timeout, this.limits)
     this.#phases.to('announcing')
     this.#drainingController.abort(new DrainingError(o.signal ?? o.reason))
-    this.#pause?.release(true)
-    this.#pause = null
+    this.#pauses.end()
     publish(channels.drainStart, () => ({ controller: this.#public, reason: o.reason, signal: o.signal, timeout }))
     this.options.logger?.info(`quiesce: draining ${this.mode.name} (${o.signal ?? o.reason}), deadline in ${timeout} ms${this.options.readinessDelay > 0 ? `, announcing for ${this.options.readinessDelay} ms` : ''}`)
     for (const t of this.#trackers.values()) t.startDrain()
 
-    const deadline = this.#armDeadline(t0, timeout)
+    const deadline = new Deadline({
+      abortGrace: this.options.abortGrace,
+      logger: this.options.logger,
+      abortInFlight: (reason) => { for (const t of this.#trackers.values()) t.abortInFlight(reason) },
+      forceEnd: (reason) => this.#forceEnd(reason),
+      progress: () => this.stats(),
+      publicController: this.#public,
+    }, timeout)
+    this.#force = () => deadline.force()
     // announce phase (D4): listener open, markers on, readiness 503; then the listener closes
     const before = this.#beforeHooks.length > 0 ? runHooksTogether(this.#beforeHooks, timeout) : Promise.resolve([])
     const announce = this.options.readinessDelay > 0 ? delay(Math.min(this.options.readinessDelay, timeout)) : Promise.resolve()
@@ -286,18 +254,18 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     const closed = (): Promise<unknown> => Promise.all([...this.#trackers.values()].map((t) => t.whenClosed()))
     await Promise.race([closed(), deadline.forced])
     // after a force, wait for the servers' close too (destroyed sockets close within a tick), bounded
-    if (deadline.timedOut()) await Promise.race([closed(), delay(1000)])
+    if (deadline.timedOut) await Promise.race([closed(), delay(1000)])
     deadline.clear()
     const drainMs = now() - t0
 
     // cleanup hooks (D8): last registered first, each limited, all under the overall limit
     this.#phases.to('hooks')
     const hookRuns = await runHooksInOrder([...this.#onShutdownHooks].reverse(), this.limits.hooksTimeout)
-    const hooks = this.#hookReports([...beforeRuns, ...hookRuns])
+    const hooks = hookReports([...beforeRuns, ...hookRuns], this.options.logger, (item) => this.forced(item))
 
     this.#phases.to('closed')
     for (const t of this.#trackers.values()) t.detach()
-    const report = buildReport({ reason: o.reason, signal: o.signal, durationMs: now() - t0, drainMs, timedOut: deadline.timedOut(), counts: this.#counts, forced: this.#forced, hooks })
+    const report = buildReport({ reason: o.reason, signal: o.signal, durationMs: now() - t0, drainMs, timedOut: deadline.timedOut, counts: this.#counts, forced: this.#forced, hooks })
     if (report.ok) this.options.logger?.info(reportLine(report))
     else this.options.logger?.warn(reportLine(report))
     publish(channels.drainEnd, () => ({ controller: this.#public, report }))
@@ -305,54 +273,14 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     return report
   }
 
-  /**
-   * D6: `timeout` is the hard bound. The request signals abort `abortGrace` before it; at it,
-   * whatever is left is destroyed. A second signal does both at once. D18: progress once a second.
-   */
-  #armDeadline(t0: number, timeout: number): { forced: Promise<void>; timedOut: () => boolean; clear: () => void } {
-    const reason = (): Error => new ShutdownDeadlineError(timeout)
-    const abortSignals = (): void => {
-      for (const t of this.#trackers.values()) t.abortInFlight(reason)
-    }
-    const forced = deferred()
-    let timedOut = false
-    this.#force = () => {
-      const announcing = this.#phases.phase === 'announcing'
-      if (!this.#phases.to('forced')) return
-      timedOut = true
-      abortSignals()
-      if (announcing) this.#closeListeners()
-      for (const t of this.#trackers.values()) t.destroyAll()
-      forced.resolve()
-    }
-    const abortTimer = setTimeout(abortSignals, Math.max(0, timeout - this.options.abortGrace))
-    const deadlineTimer = setTimeout(() => this.#force(), timeout)
-    const progressTimer = setInterval(() => {
-      const s = this.stats()
-      const remaining = t0 + timeout - now()
-      this.options.logger?.info(progressLine(s.requestsInFlight, s.connections, remaining))
-      publish(channels.drainProgress, () => ({ controller: this.#public, requestsInFlight: s.requestsInFlight, connections: s.connections, remainingMs: Math.round(remaining) }))
-    }, 1000)
-    for (const timer of [abortTimer, deadlineTimer, progressTimer]) timer.unref()
-    return {
-      forced: forced.promise,
-      timedOut: () => timedOut,
-      clear: () => {
-        clearTimeout(abortTimer)
-        clearTimeout(deadlineTimer)
-        clearInterval(progressTimer)
-      },
-    }
-  }
-
-  /** Each hook's report; a failed one is logged and named as forced (D8). */
-  #hookReports(runs: readonly HookRun[]): ShutdownReport['hooks'] {
-    for (const run of runs) {
-      if (run.error === null) continue
-      this.options.logger?.error(`quiesce: ${run.error.message}${run.error.cause instanceof Error ? ` — ${errorStack(run.error.cause)}` : ''}`)
-      this.forced({ kind: 'hook', name: run.report.name, timedOut: run.report.timedOut })
-    }
-    return runs.map((run) => run.report)
+  /** D6 at the deadline or a second signal: signals aborted, listeners closed (if still announcing), the rest destroyed. */
+  #forceEnd(reason: () => Error): boolean {
+    const announcing = this.#phases.phase === 'announcing'
+    if (!this.#phases.to('forced')) return false
+    for (const t of this.#trackers.values()) t.abortInFlight(reason)
+    if (announcing) this.#closeListeners()
+    for (const t of this.#trackers.values()) t.destroyAll()
+    return true
   }
 
   /** Once per drain: the announce phase is over, or the deadline came first. */
@@ -389,22 +317,6 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     for (const t of this.#trackers.values()) t.abortInFlight(() => new ShutdownDeadlineError(elapsed))
     for (const t of this.#trackers.values()) t.destroyAll()
   }
-}
-
-function addHook(list: HookEntry[], hook: ShutdownHook, options: HookOptions | undefined): () => void {
-  const o = resolveHookOptions(hook, options, `hook ${list.length + 1}`)
-  const entry: HookEntry = { fn: hook, name: o.name, timeout: o.timeout }
-  list.push(entry)
-  return () => {
-    const i = list.indexOf(entry)
-    if (i !== -1) list.splice(i, 1)
-  }
-}
-
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve: () => void = () => {}
-  const promise = new Promise<void>((r) => { resolve = r })
-  return { promise, resolve }
 }
 
 function delay(ms: number): Promise<void> {

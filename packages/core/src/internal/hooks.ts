@@ -1,6 +1,7 @@
 import { HookError } from '../errors.js'
-import type { HookReport, ShutdownHook } from '../types.js'
-import { errorText } from './report.js'
+import { resolveHookOptions } from '../options.js'
+import type { ForcedItem, HookOptions, HookReport, Logger, ShutdownHook } from '../types.js'
+import { errorStack, errorText } from './report.js'
 
 export interface HookEntry {
   readonly fn: ShutdownHook
@@ -63,4 +64,25 @@ export async function runHooksInOrder(entries: readonly HookEntry[], overall: nu
 /** Hooks all at once (the announce-phase hooks), each under its own limit, all under `overall` ms. */
 export function runHooksTogether(entries: readonly HookEntry[], overall: number): Promise<HookRun[]> {
   return Promise.all(entries.map((e) => runHook(e, Math.min(e.timeout ?? overall, overall))))
+}
+
+/** Adds a hook to a list (validated at the call, D14); returns the function that removes it. */
+export function addHook(list: HookEntry[], hook: ShutdownHook, options: HookOptions | undefined): () => void {
+  const o = resolveHookOptions(hook, options, `hook ${list.length + 1}`)
+  const entry: HookEntry = { fn: hook, name: o.name, timeout: o.timeout }
+  list.push(entry)
+  return () => {
+    const i = list.indexOf(entry)
+    if (i !== -1) list.splice(i, 1)
+  }
+}
+
+/** Each hook's report; a failed one is logged and named as forced (D8). */
+export function hookReports(runs: readonly HookRun[], logger: Logger | null, forced: (item: ForcedItem) => void): HookReport[] {
+  for (const run of runs) {
+    if (run.error === null) continue
+    logger?.error(`quiesce: ${run.error.message}${run.error.cause instanceof Error ? ` — ${errorStack(run.error.cause)}` : ''}`)
+    forced({ kind: 'hook', name: run.report.name, timedOut: run.report.timedOut })
+  }
+  return runs.map((run) => run.report)
 }

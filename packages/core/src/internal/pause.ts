@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net'
-import { ResumeError } from '../errors.js'
+import { ClosedError, ResumeError } from '../errors.js'
 import type { AnyServer, PauseMode } from '../types.js'
 import { closeListenerOnly, formatAddress } from './servers.js'
 import { now, type AnyRequest, type AnyResponse } from './site.js'
@@ -111,5 +111,68 @@ async function listenAgain(server: AnyServer, address: AddressInfo | string, ret
       await new Promise((resolve) => setTimeout(resolve, wait).unref())
       wait = Math.min(wait * 2, 1000)
     }
+  }
+}
+
+export interface PauseHost {
+  readonly servers: Iterable<AnyServer>
+  /** Draining has started: pause() and resume() are refused then. */
+  readonly draining: boolean
+  reject503(res: AnyResponse): void
+  /** The phase follows: paused, or running again. */
+  changed(paused: boolean): void
+}
+
+/** The controller's `pause()` / `resume()`: one change at a time, in call order (D13). */
+export class PauseSwitch {
+  #current: Pause | null = null
+  #chain: Promise<void> = Promise.resolve()
+  readonly #host: PauseHost
+
+  constructor(host: PauseHost) {
+    this.#host = host
+  }
+
+  get current(): Pause | null {
+    return this.#current
+  }
+
+  pause(mode: PauseMode, maxWait: number): Promise<void> {
+    return this.#serialise('pause()', async () => {
+      if (this.#current !== null) {
+        if (this.#current.mode === mode && this.#current.maxWait === maxWait) return
+        await this.#resumeNow(10)
+      }
+      this.#current = new Pause(mode, maxWait, this.#host.servers, (res) => this.#host.reject503(res))
+      this.#host.changed(true)
+    })
+  }
+
+  resume(retries: number): Promise<void> {
+    return this.#serialise('resume()', () => this.#resumeNow(retries))
+  }
+
+  /** The drain starts: held requests go on, and there is no pause any more. */
+  end(): void {
+    this.#current?.release(true)
+    this.#current = null
+  }
+
+  #serialise(what: string, fn: () => Promise<void>): Promise<void> {
+    const run = async (): Promise<void> => {
+      if (this.#host.draining) throw new ClosedError(what)
+      await fn()
+    }
+    const next = this.#chain.then(run, run)
+    this.#chain = next.catch(() => {})
+    return next
+  }
+
+  async #resumeNow(retries: number): Promise<void> {
+    const pause = this.#current
+    if (pause === null) return
+    await pause.resume(retries)
+    this.#current = null
+    this.#host.changed(false)
   }
 }

@@ -45,3 +45,10 @@ export interface DrainSite {
 export function idleAt(quietSince: number, since: number, grace: number): number {
   return Math.max(since, quietSince) + grace
 }
+
+/** A promise and the function that resolves it. */
+export function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve: () => void = () => {}
+  const promise = new Promise<void>((r) => { resolve = r })
+  return { promise, resolve }
+}
