@@ -89,7 +89,7 @@ export function createFrameworkController<Request>(binding: FrameworkBinding<Req
     if (server !== null) {
       let tracker = core.trackerOf(server)
       if (tracker === undefined && byRequest && serverKind(server) !== null && core.state !== 'closed') {
-        if (Tracker.of(server) === undefined) {
+        if (!Tracker.drained(server)) {
           core.attach(server)
           tracker = core.trackerOf(server)
         } else if (!warnedShared) {

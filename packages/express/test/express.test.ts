@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import express from 'express'
 import request from 'supertest'
 import { describe, expect, it } from 'vitest'
+import { graceful as gracefulServer } from '@quiesce/core'
 import { graceful, requestSignal } from '@quiesce/express'
 import { RawClient } from '../../../test/helpers/raw.js'
 
@@ -71,5 +72,24 @@ describe('@quiesce/express', () => {
     expect(() => graceful({ server: {} as http.Server })).toThrow(/`server` must be an http, https or http2 server/)
     expect(() => graceful({ timeout: -1 })).toThrow(TypeError)
     expect(() => graceful({ nope: 1 } as never)).toThrow(/`nope` must be one of the known options/)
+  })
+
+  it('D20.9 the middleware on a server that a graceful(server) of its own drains: requests pass, one warning, and that controller drains it', async () => {
+    const warnings: string[] = []
+    const app = express()
+    const g = graceful({ ...quiet, logger: { info() {}, warn: (m: string) => warnings.push(m), error() {} } })
+    app.use(g)
+    app.get('/', (_req, res) => { res.send('ok') })
+    const server = http.createServer(app)
+    const owner = gracefulServer(server, quiet)
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const port = (server.address() as AddressInfo).port
+    for (let i = 0; i < 3; i++) expect((await request(`http://127.0.0.1:${port}`).get('/')).text).toBe('ok')
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toMatch(/drained by another quiesce controller/)
+    expect(g.servers).toEqual([])
+    expect((await owner.shutdown()).ok).toBe(true)
+    await g.shutdown()
   })
 })

@@ -48,10 +48,9 @@ export class Tracker implements DrainSite, Dispatcher {
   #releaseIdleClose: (() => void) | null = null
   #detached = false
 
-  /** The live tracker of `server`, if a controller drains it (D20: one per server). */
-  static of(server: object): Tracker | undefined {
-    const dispatcher = dispatcherOf(server)
-    return dispatcher instanceof Tracker ? dispatcher : undefined
+  /** A controller (of any copy of quiesce) drains `server` (D20: one per server). */
+  static drained(server: object): boolean {
+    return dispatcherOf(server) !== undefined
   }
 
   static refused(res: object): boolean {
