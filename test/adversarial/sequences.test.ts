@@ -19,8 +19,8 @@ import { fcOptions, get, within, type Reply } from './helpers.js'
 
 type Route = 'fast' | 'slow' | 'stream'
 type Op =
-  | { op: 'pause'; mode: 'refuse' | 'reject' | 'hold'; maxWait: number }
-  | { op: 'resume' }
+  | { op: 'pause'; mode: 'refuse' | 'reject' | 'hold'; maxWait: number; wait: boolean }
+  | { op: 'resume'; wait: boolean }
   | { op: 'shutdown'; timeout?: number }
   | { op: 'attach' }
   | { op: 'onShutdown'; ms: number; fail: boolean }
@@ -30,19 +30,19 @@ type Op =
   | { op: 'delay'; ms: number }
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('pause' as const), mode: fc.constantFrom('refuse' as const, 'reject' as const, 'hold' as const), maxWait: fc.integer({ min: 10, max: 300 }) }) },
-  { weight: 3, arbitrary: fc.constant({ op: 'resume' as const }) },
+  { weight: 3, arbitrary: fc.record({ op: fc.constant('pause' as const), mode: fc.constantFrom('refuse' as const, 'reject' as const, 'hold' as const), maxWait: fc.integer({ min: 10, max: 300 }), wait: fc.boolean() }) },
+  { weight: 3, arbitrary: fc.record({ op: fc.constant('resume' as const), wait: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('shutdown' as const), timeout: fc.option(fc.integer({ min: 0, max: 800 }), { nil: undefined }) }, { requiredKeys: ['op'] }) },
   { weight: 1, arbitrary: fc.constant({ op: 'attach' as const }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('onShutdown' as const), ms: fc.integer({ min: 0, max: 60 }), fail: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('beforeShutdown' as const), ms: fc.integer({ min: 0, max: 60 }) }) },
   { weight: 1, arbitrary: fc.constant({ op: 'stats' as const }) },
-  { weight: 6, arbitrary: fc.record({ op: fc.constant('request' as const), route: fc.constantFrom<Route>('fast', 'slow', 'stream'), ms: fc.integer({ min: 1, max: 150 }), fresh: fc.boolean() }) },
+  { weight: 8, arbitrary: fc.record({ op: fc.constant('request' as const), route: fc.constantFrom<Route>('fast', 'slow', 'stream'), ms: fc.integer({ min: 1, max: 150 }), fresh: fc.boolean() }) },
   { weight: 4, arbitrary: fc.record({ op: fc.constant('delay' as const), ms: fc.integer({ min: 0, max: 40 }) }) },
 )
 
 const scenario = fc.record({
-  ops: fc.array(opArb, { minLength: 1, maxLength: 14 }),
+  ops: fc.array(opArb, { minLength: 1, maxLength: 20 }),
   duringDrain: fc.constantFrom('close' as const, 'reject' as const),
   timeout: fc.constantFrom(150, 600, 1000),
 })
@@ -118,12 +118,17 @@ async function runScenario(app: App, s: { ops: Op[]; duringDrain: 'close' | 'rej
       switch (o.op) {
         case 'pause': {
           if (before === 'running' || before === 'paused') { pausedEver = true; modes.add(o.mode) }
-          calls.push({ what: at, state: before, promise: g.pause({ mode: o.mode, maxWait: o.maxWait }) })
+          const p = g.pause({ mode: o.mode, maxWait: o.maxWait })
+          calls.push({ what: at, state: before, promise: p })
+          if (o.wait) await p.catch(() => {})
           break
         }
-        case 'resume':
-          calls.push({ what: at, state: before, promise: g.resume() })
+        case 'resume': {
+          const p = g.resume()
+          calls.push({ what: at, state: before, promise: p })
+          if (o.wait) await p.catch(() => {})
           break
+        }
         case 'shutdown':
           shutdownCalledAt ??= performance.now()
           shutdowns.push(g.shutdown(o.timeout === undefined ? undefined : { timeout: o.timeout }))
@@ -245,6 +250,7 @@ async function runScenario(app: App, s: { ops: Op[]; duringDrain: 'close' | 'rej
     expect(end.state).toBe('closed')
     expect(app.server.listening, 'the listener is closed').toBe(false)
     expect(rejections, 'unhandled rejections').toEqual([])
+    if (process.env.ADV_DEBUG) console.log(`${s.ops.map((o) => o.op).join(',')} | ${states.map((x) => x.state[0]).join('')} | ${sent.map((r) => r.reply.status ?? r.reply.error).join(',')} | timedOut ${report.timedOut} drain ${report.drainMs} ms`)
   } finally {
     agent.destroy()
     if (g.state !== 'closed') await within(g.shutdown({ timeout: 0 }), 2000)
@@ -258,7 +264,7 @@ describe.each(targets)('$name', (target) => {
         await using app = await target.start({ timeout: s.timeout, idleGrace: 30, hooksTimeout: 500, duringDrain: s.duringDrain })
         await runScenario(app, s)
       }),
-      fcOptions(30, 45_000),
+      fcOptions(50, 50_000),
     )
   }, 120_000)
 })
