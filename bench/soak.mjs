@@ -158,13 +158,14 @@ async function main() {
     console.error(`${target}: ${r.done} responses in ${(r.ms / 1000).toFixed(1)} s${r.problems.length ? ` — PROBLEMS: ${r.problems.join('; ')}` : ''}`)
   }
   const mb = (b) => (b / 1048576).toFixed(1)
-  const head = ['target', 'requests', 'req/s', 'heap before → after load → after drain (MB)', 'RSS before → after load (MB)', 'inFlight after load / after drain', 'server listeners before → after', 'process listeners before → after', 'listeners per socket (early → end)', 'signals read', 'drain', 'problems']
+  const head = ['target', 'requests', 'req/s', 'heap under load at 10 % → 90 % (MB)', 'heap before → after load → after drain (MB)', 'RSS before → after load (MB)', 'inFlight after load / after drain', 'server listeners before → after', 'process listeners before → after', 'listeners per socket (early → end)', 'signals read', 'drain', 'problems']
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`]
   for (const r of rows) {
     lines.push(`| ${[
       r.target,
       r.done.toLocaleString('en'),
       Math.round(r.done / (r.ms / 1000)).toLocaleString('en'),
+      r.at10 && r.at90 ? `${mb(r.at10.heapUsed)} → ${mb(r.at90.heapUsed)}` : '—',
       `${mb(r.before.heapUsed)} → ${mb(r.after.heapUsed)} → ${mb(r.drained.heapUsed)}`,
       `${mb(r.before.rss)} → ${mb(r.after.rss)}`,
       `${r.after.stats.requestsInFlight} / ${r.drained.stats.requestsInFlight}`,
@@ -177,7 +178,7 @@ async function main() {
     ].join(' | ')} |`)
   }
   console.log(lines.join('\n'))
-  console.log('\nheap: heapUsed after two full GCs in the server process (before: listening, no connection; after load: every connection still open and idle; after drain: shutdown() resolved).')
+  console.log('\nheap: heapUsed after two full GCs in the server process (under load: at 10 % and 90 % of the requests, every connection busy; before: listening, no connection; after load: every connection still open and idle; after drain: shutdown() resolved, the load’s connections closed by it as idle). listeners per socket: min–max over the open sockets, fresh sockets after 10 requests each → the load’s sockets after all their requests.')
   if (failed) process.exitCode = 1
 }
 
@@ -199,15 +200,21 @@ async function soak(target, total, connections) {
   const problems = []
   const t0 = performance.now()
   const open = []
-  const { done, errors } = await drive(ready.port, total, connections, open)
+  // two snapshots under the same load (every connection busy): at 10 % and at 90 % of the requests
+  const marks = new Map([[Math.floor(total * 0.1), null], [Math.floor(total * 0.9), null]])
+  const { done, errors } = await drive(ready.port, total, connections, open, (n) => {
+    if (marks.has(n)) marks.set(n, ask('snapshot'))
+  })
+  const [at10, at90] = await Promise.all([...marks.values()])
   const ms = performance.now() - t0
   // every connection still open (idle, keep-alive) after ~total/connections requests each
   const after = await ask('snapshot')
-  for (const s of open) s.destroy()
   // listeners per socket early in a socket's life: fresh sockets after 10 requests each, still open
   const early = await earlySockets(ready.port, Math.min(connections, 100), ask)
+  // the drain, with the load's connections still open and idle: each closed as idle (D1)
   const shut = await ask('shutdown')
   await once(child, 'exit')
+  for (const s of open) s.destroy()
   if (done !== total) problems.push(`${total - done} requests got no response`)
   if (errors) problems.push(`${errors} connection errors`)
   if (after.stats.requestsInFlight !== 0) problems.push(`requestsInFlight ${after.stats.requestsInFlight} after the load`)
@@ -218,7 +225,8 @@ async function soak(target, total, connections) {
   if (after.socketListenersMax > early.socketListenersMax) problems.push(`listeners per socket grew: ${early.socketListenersMax} → ${after.socketListenersMax}`)
   if (after.signalsRead < total) problems.push(`signal read on ${after.signalsRead} of ${total} requests`)
   if (!shut.report.ok) problems.push('drain not ok')
-  return { target, done, ms, before, after, early, drained: shut.after, report: shut.report, problems }
+  if (shut.report.socketsClosedIdle < open.length) problems.push(`the drain closed ${shut.report.socketsClosedIdle} of ${open.length} idle connections as idle`)
+  return { target, done, ms, before, at10, at90, after, early, drained: shut.after, report: shut.report, problems }
 }
 
 /** A few fresh keep-alive sockets, 10 requests each, measured while still open: listeners per socket early in a socket's life. */
@@ -235,7 +243,7 @@ async function earlySockets(port, n, ask) {
  * responses have arrived in all. Responses are parsed just enough: headers, then content-length.
  * The sockets are left open (idle) and pushed into `keep`.
  */
-function drive(port, total, connections, keep) {
+function drive(port, total, connections, keep, onResponse) {
   return new Promise((resolve) => {
     let sent = 0
     let done = 0
@@ -278,6 +286,7 @@ function drive(port, total, connections, keep) {
           buf = buf.subarray(need)
           need = -1
           done++
+          onResponse?.(done)
           next()
           if (closed) return
         }
