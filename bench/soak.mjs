@@ -125,7 +125,10 @@ async function server(target) {
     else if (m.cmd === 'shutdown') {
       const report = await g.shutdown()
       const after = snapshot()
-      send({ type: 'shutdown', id: m.id, report: { ok: report.ok, drainMs: report.drainMs, timedOut: report.timedOut, socketsClosedIdle: report.socketsClosedIdle, forced: report.forced.length }, after })
+      // and once more a moment later: what the drain still held right at its end vs. what stays
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      const later = snapshot()
+      send({ type: 'shutdown', id: m.id, report: { ok: report.ok, drainMs: report.drainMs, timedOut: report.timedOut, socketsClosedIdle: report.socketsClosedIdle, forced: report.forced.length }, after, later })
       process.disconnect()
     }
   })
@@ -158,7 +161,7 @@ async function main() {
     console.error(`${target}: ${r.done} responses in ${(r.ms / 1000).toFixed(1)} s${r.problems.length ? ` — PROBLEMS: ${r.problems.join('; ')}` : ''}`)
   }
   const mb = (b) => (b / 1048576).toFixed(1)
-  const head = ['target', 'requests', 'req/s', 'heap under load at 10 % → 90 % (MB)', 'heap before → after load → after drain (MB)', 'RSS before → after load (MB)', 'inFlight after load / after drain', 'server listeners before → after', 'process listeners before → after', 'listeners per socket (early → end)', 'signals read', 'drain', 'problems']
+  const head = ['target', 'requests', 'req/s', 'heap under load at 10 % → 90 % (MB)', 'heap before → after load → after drain → 0.5 s later (MB)', 'RSS before → after load (MB)', 'inFlight after load / after drain', 'server listeners before → after', 'process listeners before → after', 'listeners per socket (early → end)', 'signals read', 'drain', 'problems']
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`]
   for (const r of rows) {
     lines.push(`| ${[
@@ -166,7 +169,7 @@ async function main() {
       r.done.toLocaleString('en'),
       Math.round(r.done / (r.ms / 1000)).toLocaleString('en'),
       r.at10 && r.at90 ? `${mb(r.at10.heapUsed)} → ${mb(r.at90.heapUsed)}` : '—',
-      `${mb(r.before.heapUsed)} → ${mb(r.after.heapUsed)} → ${mb(r.drained.heapUsed)}`,
+      `${mb(r.before.heapUsed)} → ${mb(r.after.heapUsed)} → ${mb(r.drained.heapUsed)} → ${mb(r.later.heapUsed)}`,
       `${mb(r.before.rss)} → ${mb(r.after.rss)}`,
       `${r.after.stats.requestsInFlight} / ${r.drained.stats.requestsInFlight}`,
       `${r.before.serverListeners} → ${r.after.serverListeners}`,
@@ -226,7 +229,7 @@ async function soak(target, total, connections) {
   if (after.signalsRead < total) problems.push(`signal read on ${after.signalsRead} of ${total} requests`)
   if (!shut.report.ok) problems.push('drain not ok')
   if (shut.report.socketsClosedIdle < open.length) problems.push(`the drain closed ${shut.report.socketsClosedIdle} of ${open.length} idle connections as idle`)
-  return { target, done, ms, before, at10, at90, after, early, drained: shut.after, report: shut.report, problems }
+  return { target, done, ms, before, at10, at90, after, early, drained: shut.after, later: shut.later, report: shut.report, problems }
 }
 
 /** A few fresh keep-alive sockets, 10 requests each, measured while still open: listeners per socket early in a socket's life. */

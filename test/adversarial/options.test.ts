@@ -494,4 +494,25 @@ describe('D6: timeout is the hard bound', () => {
   })
 })
 
+describe('D6: shutdown({ timeout }) overrides the option for this drain', () => {
+  it.each(targets)('D6.2 $name: graceful({ timeout: T1 }) then shutdown({ timeout: T2 }) with a request that never ends: the deadline is T2 — longer or shorter than T1 (types.ts: "Overrides `timeout` for this drain")', async (target) => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 50, max: 300 }), fc.integer({ min: 50, max: 300 }), async (t1, t2) => {
+        await using app = await target.start({ timeout: t1, abortGrace: 20 })
+        const hanging = get(app.port, '/never?react=0', false)
+        await app.log.waitRan('GET /never?react=0')
+        const t0 = performance.now()
+        const r = await within(app.g.shutdown({ timeout: t2 }), Math.max(t1, t2) + 3000)
+        const ms = performance.now() - t0
+        expect(r.hung).toBe(false)
+        // tolerant of D6.1 (the drain ending abortGrace after the deadline): only which deadline counts is measured here
+        expect(ms, `timeout ${t1}, shutdown({ timeout: ${t2} }): the drain was cut after ${Math.round(ms)} ms`).toBeGreaterThanOrEqual(t2 - 5)
+        expect(ms, `timeout ${t1}, shutdown({ timeout: ${t2} }): the drain was cut after ${Math.round(ms)} ms`).toBeLessThanOrEqual(t2 + 20 + 60)
+        await hanging.promise
+      }),
+      fcOptions(10, 20_000),
+    )
+  })
+})
+
 export type { Controller }
