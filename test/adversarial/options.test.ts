@@ -494,6 +494,27 @@ describe('D6: timeout is the hard bound', () => {
   })
 })
 
+describe('D6: what the deadline forced is not counted any more', () => {
+  it.each(targets)('D6.3 $name: a drain that forces a request whose handler ignores the abort: once shutdown() resolved, stats() shows 0 requests in flight (0 connections, closed), as for a client that left (D10)', async (target) => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 0, max: 200 }), fc.constantFrom(0, 50), fc.integer({ min: 1, max: 3 }), async (timeout, abortGrace, n) => {
+        if (abortGrace > timeout) return
+        await using app = await target.start({ timeout, abortGrace })
+        const hanging = Array.from({ length: n }, (_, i) => get(app.port, `/never?react=0&i=${i}`, false))
+        for (let i = 0; i < n; i++) await app.log.waitRan(`GET /never?react=0&i=${i}`)
+        const r = await within(app.g.shutdown(), timeout + 3000)
+        expect(r.hung).toBe(false)
+        const s = app.g.stats()
+        expect(s.state).toBe('closed')
+        expect(s.connections).toBe(0)
+        expect(s.requestsInFlight, `timeout ${timeout}, abortGrace ${abortGrace}: ${n} forced requests (their handlers never return) still counted in flight after the drain`).toBe(0)
+        await Promise.all(hanging.map((h) => h.promise))
+      }),
+      fcOptions(8, 15_000),
+    )
+  })
+})
+
 describe('D6: shutdown({ timeout }) overrides the option for this drain', () => {
   it.each(targets)('D6.2 $name: graceful({ timeout: T1 }) then shutdown({ timeout: T2 }) with a request that never ends: the deadline is T2 — longer or shorter than T1 (types.ts: "Overrides `timeout` for this drain")', async (target) => {
     await fc.assert(

@@ -1,4 +1,5 @@
 import http from 'node:http'
+import diagnostics from 'node:diagnostics_channel'
 import fc from 'fast-check'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { ShutdownReport, State, Stats } from '@quiesce/core'
@@ -108,6 +109,11 @@ async function runScenario(app: App, s: { ops: Op[]; duringDrain: 'close' | 'rej
   const modes = new Set<string>()
   const hooks: Array<{ kind: 'onShutdown' | 'beforeShutdown'; name: string; runs: number; registeredBeforeDrain: boolean }> = []
   let nextId = 0
+  // what the server parsed (Node's own channel, before any listener): a request it never saw may be
+  // reset with the listener's accept queue; one it saw must be answered
+  const parsed = new Set<string>()
+  const onStart = (message: unknown): void => { parsed.add((message as { request: http.IncomingMessage }).request.url ?? '') }
+  diagnostics.subscribe('http.server.request.start', onStart)
 
   try {
     // a warm keep-alive socket
@@ -221,9 +227,12 @@ async function runScenario(app: App, s: { ops: Op[]; duringDrain: 'close' | 'rej
         expect.fail(`${what}: status ${r.reply.status}`)
       } else if (r.reply.error === 'ECONNREFUSED') {
         expect(refusePossible, `${what}: ECONNREFUSED while the listener was never closed`).toBe(true)
+      } else if (!parsed.has(r.url) && r.fresh && refusePossible && !report.timedOut) {
+        // a new connection still in the listener's accept queue when the listener closed: reset by
+        // the kernel (as with Node's own server.close()); the server never saw the request
       } else {
         // cut mid-way: only at the deadline
-        expect(report.timedOut, `${what}: ${r.reply.error} although the drain did not time out (report ${JSON.stringify({ ...report, forced: report.forced.length })})`).toBe(true)
+        expect(report.timedOut, `${what}: ${r.reply.error} although the drain did not time out (${parsed.has(r.url) ? 'the server had parsed the request' : 'the server never parsed it'}; report ${JSON.stringify({ ...report, forced: report.forced.length })})`).toBe(true)
       }
     }
     // server side: no handler ran twice, none finished twice; every 200 was finished by its handler
@@ -245,13 +254,15 @@ async function runScenario(app: App, s: { ops: Op[]; duringDrain: 'close' | 'rej
     // stats() consistent, and at zero once closed
     const end = g.stats()
     expectStats(end, 'after the drain')
-    expect(end.requestsInFlight, 'requestsInFlight after the drain').toBe(0)
+    // (a drain that forced requests whose handlers still run: D6.3 in options.test.ts)
+    if (!report.timedOut) expect(end.requestsInFlight, 'requestsInFlight after the drain').toBe(0)
     expect(end.connections, 'connections after the drain').toBe(0)
     expect(end.state).toBe('closed')
     expect(app.server.listening, 'the listener is closed').toBe(false)
     expect(rejections, 'unhandled rejections').toEqual([])
     if (process.env.ADV_DEBUG) console.log(`${s.ops.map((o) => o.op).join(',')} | ${states.map((x) => x.state[0]).join('')} | ${sent.map((r) => r.reply.status ?? r.reply.error).join(',')} | timedOut ${report.timedOut} drain ${report.drainMs} ms`)
   } finally {
+    diagnostics.unsubscribe('http.server.request.start', onStart)
     agent.destroy()
     if (g.state !== 'closed') await within(g.shutdown({ timeout: 0 }), 2000)
   }
