@@ -156,6 +156,8 @@ export interface Reply {
   error?: string
   /** How many times this request was settled (must be exactly 1). */
   settled: number
+  /** The request went out on a keep-alive socket that had carried an earlier request (not a new connection). */
+  reused?: boolean
 }
 
 /** One GET; records its outcome (a complete response or an error code) and how many times it settled. */
@@ -188,6 +190,7 @@ export function get(port: number, path: string, agent: http.Agent | false): { pr
       reply.error = err.code ?? err.message
       settle()
     })
+    req.on('socket', () => { reply.reused = req.reusedSocket })
     req.end()
   })
   return { promise, reply }

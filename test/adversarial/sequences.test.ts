@@ -1,5 +1,6 @@
 import http from 'node:http'
 import diagnostics from 'node:diagnostics_channel'
+import { once } from 'node:events'
 import fc from 'fast-check'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { ShutdownReport, State, Stats } from '@quiesce/core'
@@ -24,6 +25,7 @@ type Op =
   | { op: 'resume'; wait: boolean }
   | { op: 'shutdown'; timeout?: number }
   | { op: 'attach' }
+  | { op: 'attachNew' }
   | { op: 'onShutdown'; ms: number; fail: boolean }
   | { op: 'beforeShutdown'; ms: number }
   | { op: 'stats' }
@@ -35,6 +37,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ op: fc.constant('resume' as const), wait: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('shutdown' as const), timeout: fc.option(fc.integer({ min: 0, max: 800 }), { nil: undefined }) }, { requiredKeys: ['op'] }) },
   { weight: 1, arbitrary: fc.constant({ op: 'attach' as const }) },
+  { weight: 1, arbitrary: fc.constant({ op: 'attachNew' as const }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('onShutdown' as const), ms: fc.integer({ min: 0, max: 60 }), fail: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('beforeShutdown' as const), ms: fc.integer({ min: 0, max: 60 }) }) },
   { weight: 1, arbitrary: fc.constant({ op: 'stats' as const }) },
@@ -102,6 +105,7 @@ async function runScenario(app: App, s: { ops: Op[]; duringDrain: 'close' | 'rej
     expect(g.draining.aborted, `${at}: draining.aborted with state ${state}`).toBe(state === 'draining' || state === 'closed')
   }
   const sent: Sent[] = []
+  const extras: Array<{ server: http.Server; state: State }> = []
   const calls: Array<{ what: string; state: State; promise: Promise<void> }> = []
   const shutdowns: Array<Promise<ShutdownReport>> = []
   let shutdownCalledAt: number | null = null
@@ -139,14 +143,33 @@ async function runScenario(app: App, s: { ops: Op[]; duringDrain: 'close' | 'rej
           shutdownCalledAt ??= performance.now()
           shutdowns.push(g.shutdown(o.timeout === undefined ? undefined : { timeout: o.timeout }))
           break
-        case 'attach':
-          if (before === 'closed') {
-            expect(() => (g as unknown as { attach(server: http.Server): unknown }).attach(app.server), `${at}: attach() once closed`).toThrow()
+        case 'attach': {
+          // the app's own server again: idempotent in every state, returns the controller
+          const r = (g as unknown as { attach(server: http.Server): unknown }).attach(app.server)
+          expect(r, `${at}: attach() returns the controller`).toBeTruthy()
+          break
+        }
+        case 'attachNew': {
+          // one more listening server: taken on while running, paused or draining; refused once closed
+          const extra = http.createServer((_req, res) => res.end('extra'))
+          extra.listen(0, '127.0.0.1')
+          await once(extra, 'listening')
+          const state = g.state
+          let err: unknown = null
+          try {
+            (g as unknown as { attach(server: http.Server): unknown }).attach(extra)
+          } catch (e) {
+            err = e
+          }
+          if (state === 'closed') {
+            expect((err as { code?: string } | null)?.code, `${at}: attach() of a new server once closed throws ClosedError`).toBe('ERR_QUIESCE_CLOSED')
+            extra.close()
           } else {
-            const r = (g as unknown as { attach(server: http.Server): unknown }).attach(app.server)
-            expect(r, `${at}: attach() returns the controller`).toBeTruthy()
+            expect(err, `${at}: attach() of a new server while ${state}`).toBeNull()
+            extras.push({ server: extra, state })
           }
           break
+        }
         case 'onShutdown':
         case 'beforeShutdown': {
           const h = { kind: o.op, name: `${o.op}-${i}`, runs: 0, registeredBeforeDrain: before === 'running' || before === 'paused' }
@@ -216,7 +239,7 @@ async function runScenario(app: App, s: { ops: Op[]; duringDrain: 'close' | 'rej
     const rejectPossible = modes.has('reject') || modes.has('hold') || s.duringDrain === 'reject'
     const refusePossible = modes.has('refuse') || shutdownCalledAt !== null
     for (const r of sent) {
-      const what = `${r.label} (sent while ${r.state}, ${r.fresh ? 'fresh connection' : 'keep-alive'})`
+      const what = `${r.label} (sent while ${r.state}, ${r.fresh ? 'no agent' : 'keep-alive agent'}, ${r.reply.reused ? 'on a reused socket' : 'on a new connection'})`
       expect(r.reply.settled, `${what}: settled exactly once`).toBe(1)
       if (r.reply.status === 200) {
         expect(r.reply.body, `${what}: the whole body`).toBe(expectedBody(r.route))
@@ -227,7 +250,7 @@ async function runScenario(app: App, s: { ops: Op[]; duringDrain: 'close' | 'rej
         expect.fail(`${what}: status ${r.reply.status}`)
       } else if (r.reply.error === 'ECONNREFUSED') {
         expect(refusePossible, `${what}: ECONNREFUSED while the listener was never closed`).toBe(true)
-      } else if (!parsed.has(r.url) && r.fresh && refusePossible && !report.timedOut) {
+      } else if (!parsed.has(r.url) && r.reply.reused !== true && refusePossible && !report.timedOut) {
         // a new connection still in the listener's accept queue when the listener closed: reset by
         // the kernel (as with Node's own server.close()); the server never saw the request
       } else {
@@ -259,11 +282,13 @@ async function runScenario(app: App, s: { ops: Op[]; duringDrain: 'close' | 'rej
     expect(end.connections, 'connections after the drain').toBe(0)
     expect(end.state).toBe('closed')
     expect(app.server.listening, 'the listener is closed').toBe(false)
+    for (const x of extras) expect(x.server.listening, `a server attached while ${x.state} was closed by the drain`).toBe(false)
     expect(rejections, 'unhandled rejections').toEqual([])
     if (process.env.ADV_DEBUG) console.log(`${s.ops.map((o) => o.op).join(',')} | ${states.map((x) => x.state[0]).join('')} | ${sent.map((r) => r.reply.status ?? r.reply.error).join(',')} | timedOut ${report.timedOut} drain ${report.drainMs} ms`)
   } finally {
     diagnostics.unsubscribe('http.server.request.start', onStart)
     agent.destroy()
+    for (const x of extras) if (x.server.listening) { x.server.closeAllConnections(); x.server.close() }
     if (g.state !== 'closed') await within(g.shutdown({ timeout: 0 }), 2000)
   }
 }
