@@ -456,6 +456,39 @@ describe('the entry points\' own options', () => {
   })
 })
 
+describe('D14: null is a value, not "absent"', () => {
+  it('D14.14 `null` where an option has a default (pause mode, resume retries, duringDrain) is a TypeError naming the option, as it is for timeout/maxWait/idleGrace — not silently the default', async () => {
+    const failures: string[] = []
+    for (const entry of entries) {
+      const made = await entry.create({ signals: false, duringDrain: null }).then(async (c) => { await c.close(); return null }, (err: unknown) => err)
+      if (made === null) failures.push(`${entry.name}: graceful({ duringDrain: null }) accepted (as 'close')`)
+      else if (!(made instanceof TypeError) || !(made as Error).message.includes('duringDrain')) failures.push(`${entry.name}: duringDrain: null → ${(made as Error).message}`)
+      const { g, close } = await entry.create({ signals: false })
+      for (const [what, call] of [
+        ['pause({ mode: null })', () => g.pause({ mode: null as unknown as 'hold' })],
+        ['resume({ retries: null })', () => g.resume({ retries: null as unknown as number })],
+      ] as const) {
+        let thrown: unknown = null
+        let p: Promise<void> | undefined
+        try {
+          p = call()
+        } catch (err) {
+          thrown = err
+        }
+        if (p !== undefined) {
+          await p.catch(() => {})
+          failures.push(`${entry.name}: ${what} accepted`)
+        } else if (!(thrown instanceof TypeError) || !/mode|retries/.test((thrown as Error).message)) {
+          failures.push(`${entry.name}: ${what} → ${(thrown as Error).message}`)
+        }
+      }
+      if (g.state === 'paused') await g.resume()
+      await close()
+    }
+    expect(failures).toEqual([])
+  })
+})
+
 describe('D4 with Fastify: an announce phase longer than avvio\'s 10 s close timeout', () => {
   it('D4.1 fastify: readinessDelay 10.5 s (timeout 30 s): fastify.close() resolves after the announce phase — it neither rejects with avvio\'s "Plugin did not start in time" nor leaves the drain unfinished', async () => {
     const { fastifyTarget } = await import('../conformance/fixtures/fastify.js')
