@@ -119,7 +119,7 @@ describe.each(targets)('$name', (target) => {
         }
         await draining
       }),
-      fcOptions(6, 15_000),
+      { ...fcOptions(6, 15_000), examples: [['reject', 0], ['close', 1]] },
     )
   })
 

@@ -145,7 +145,8 @@ describe.each(targets)('$name', (target) => {
           if (app.g.state !== 'closed') await within(app.g.shutdown({ timeout: 0 }), 3000)
         }
       }),
-      fcOptions(40, 40_000),
+      // the issue's cases first (timeout 2^31, idleGrace 3e9), then random records
+      { ...fcOptions(40, 40_000), examples: [[{ timeout: 2 ** 31 }], [{ idleGrace: 3e9 }], [{ linger: 3e9, headerGrace: MAX_TIMER }]] },
     )
   })
 
@@ -187,7 +188,7 @@ describe.each(targets)('$name', (target) => {
           expectOptionError(error, [name], `${name}: ${show(value)}`)
         }
       }),
-      fcOptions(200, 20_000),
+      { ...fcOptions(200, 20_000), examples: [['timeout', 3e9], ['idleGrace', Number.NaN]] },
     )
   })
 
@@ -214,7 +215,7 @@ describe.each(targets)('$name', (target) => {
         if (ok) expect(error, `${signal} is a catchable signal of this platform`).toBeUndefined()
         else expectOptionError(error, ['signals'], `signals: ['${signal}'] (${platform.has(signal) ? 'must not be caught' : 'not a signal of this platform'})`)
       }),
-      fcOptions(60, 15_000),
+      { ...fcOptions(60, 15_000), examples: [['SIGTRM'], ['SIGKILL'], ['SIGTERM']] },
     )
   })
 
@@ -244,7 +245,7 @@ describe.each(targets)('$name', (target) => {
         const r = await within(result as Promise<ShutdownReport>, Math.min(value as number, 1000) + 2000)
         expect(r.hung, `shutdown({ timeout: ${show(value)} }) ended`).toBe(false)
       }),
-      fcOptions(40, 20_000),
+      { ...fcOptions(40, 20_000), examples: [[3e9], [Number.NaN], ['100']] },
     )
   })
 
@@ -327,7 +328,7 @@ describe.each(targets)('$name', (target) => {
           expect(after.status, 'served again after resume()').toBe(200)
         },
       ),
-      fcOptions(50, 30_000),
+      { ...fcOptions(50, 30_000), examples: [['hold', 3e9, 0], ['hold', 100, 0], ['HOLD', 100, 0]] },
     )
   })
 
@@ -367,7 +368,7 @@ describe.each(targets)('$name', (target) => {
           expect(watch.overflowWarnings, `${context}: no TimeoutOverflowWarning`).toBe(0)
         },
       ),
-      fcOptions(60, 20_000),
+      { ...fcOptions(60, 20_000), examples: [['onShutdown', 3e9, undefined, 'fn'], ['beforeShutdown', 200, '', 'fn']] },
     )
   })
 
@@ -405,7 +406,7 @@ describe.each(targets)('$name', (target) => {
           await app[Symbol.asyncDispose]()
         }
       }),
-      fcOptions(40, 20_000),
+      { ...fcOptions(40, 20_000), examples: [[2 ** 31, undefined], [MAX_TIMER, 1000]] },
     )
   })
 
@@ -429,7 +430,7 @@ describe.each(targets)('$name', (target) => {
           await app[Symbol.asyncDispose]()
         }
       }),
-      fcOptions(40, 15_000),
+      { ...fcOptions(40, 15_000), examples: [[1e21], [1.5]] },
     )
   })
 })
@@ -522,7 +523,8 @@ describe('D6: timeout is the hard bound', () => {
         await hanging.promise
         expect(hanging.reply.settled).toBe(1)
       }),
-      fcOptions(15, 20_000),
+      // the issue's own case first (timeout 150, abortGrace 100), then random ones
+      { ...fcOptions(15, 20_000), examples: [[150, 100]] },
     )
   })
 })
@@ -543,7 +545,7 @@ describe('D6: what the deadline forced is not counted any more', () => {
         expect(s.requestsInFlight, `timeout ${timeout}, abortGrace ${abortGrace}: ${n} forced requests (their handlers never return) still counted in flight after the drain`).toBe(0)
         await Promise.all(hanging.map((h) => h.promise))
       }),
-      fcOptions(8, 15_000),
+      { ...fcOptions(8, 15_000), examples: [[0, 0, 1], [150, 50, 2]] },
     )
   })
 })
@@ -564,7 +566,7 @@ describe('D6: shutdown({ timeout }) overrides the option for this drain', () => 
         expect(ms, `timeout ${t1}, shutdown({ timeout: ${t2} }): the drain was cut after ${Math.round(ms)} ms`).toBeLessThanOrEqual(t2 + 20 + 60)
         await hanging.promise
       }),
-      fcOptions(10, 20_000),
+      { ...fcOptions(10, 20_000), examples: [[50, 200], [200, 50]] },
     )
   })
 })
