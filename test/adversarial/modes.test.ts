@@ -142,3 +142,72 @@ describe.each(targets)('$name', (target) => {
     }
   })
 })
+
+describe.each(targets)('$name: pause changes in progress when the drain starts', (target) => {
+  it('D13.5 pause({ mode: "refuse" }), then 1–3 pause/resume calls not awaited (each may listen again), and shutdown() a few event-loop turns later: once shutdown() resolved the listener is closed, and state never left draining/closed', async () => {
+    type Change = 'pause-reject' | 'pause-hold' | 'resume' | 'pause-refuse-other-maxWait'
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.constantFrom<Change>('pause-reject', 'pause-hold', 'resume', 'pause-refuse-other-maxWait'), { minLength: 1, maxLength: 3 }),
+        fc.integer({ min: 0, max: 6 }),
+        fc.boolean(),
+        async (changes, ticks, attachNew) => {
+          await using app = await target.start({ timeout: 300 })
+          const extra = http.createServer((_req, res) => res.end('extra'))
+          const first = app.g.pause({ mode: 'refuse', maxWait: 10 })
+          const calls = [first, ...changes.map((change) => (change === 'resume' ? app.g.resume()
+            : change === 'pause-reject' ? app.g.pause({ mode: 'reject', maxWait: 10 })
+              : change === 'pause-hold' ? app.g.pause({ mode: 'hold', maxWait: 10 })
+                : app.g.pause({ mode: 'refuse', maxWait: 11 })))]
+          for (let i = 0; i < ticks; i++) await new Promise((r) => setImmediate(r))
+          if (attachNew) {
+            // one more server attached meanwhile (what D13.1 did when it found this)
+            extra.listen(0, '127.0.0.1')
+            await once(extra, 'listening')
+            ;(app.g as unknown as { attach(s: http.Server): unknown }).attach(extra)
+          }
+          const drain = app.g.shutdown()
+          const states: string[] = [app.g.state]
+          const settled = await within(Promise.allSettled(calls), 3000)
+          states.push(app.g.state)
+          const r = await within(drain, 3000)
+          states.push(app.g.state)
+          if (extra.listening) { extra.closeAllConnections(); extra.close() }
+          const listeningAfter = app.server.listening
+          const context = `listener open after the drain: ${listeningAfter}; pause(refuse), ${changes.join(', ')}, ${attachNew ? 'a server attached, ' : ''}then shutdown() after ${ticks} turns: calls ${settled.hung ? 'hung' : 'value' in settled ? settled.value.map((x) => x.status).join('/') : '?'}; states ${states.join(' → ')}`
+          expect(r.hung, `${context}: the drain ended`).toBe(false)
+          expect(states.every((st) => st === 'draining' || st === 'closed'), `${context}: state after the drain began`).toBe(true)
+          expect(app.server.listening, `${context}: the listener is open after shutdown() resolved`).toBe(false)
+          expect(await connectResult(app.port), `${context}: a new connection after the drain`).toBe('ECONNREFUSED')
+        },
+      ),
+      // the sequence D13.1 found (seed -518716819): refuse, refuse with another maxWait, reject, one turn
+      { ...fcOptions(40, 20_000), examples: [[['pause-refuse-other-maxWait', 'pause-reject'], 0, true], [['pause-reject'], 0, false]] },
+    )
+  })
+})
+
+describe.each(targets)('$name: the sequence D13.1 found', (target) => {
+  it('D13.6 pause(refuse), pause(refuse, another maxWait), pause(reject) — none awaited — another server listening meanwhile, then shutdown(): the app\'s listener is closed once shutdown() resolved', async () => {
+    await using app = await target.start({ timeout: 150 })
+    const calls = [app.g.pause({ mode: 'refuse', maxWait: 10 }), app.g.pause({ mode: 'refuse', maxWait: 11 }), app.g.pause({ mode: 'reject', maxWait: 10 })]
+    const extra = http.createServer((_req, res) => res.end('extra'))
+    extra.listen(0, '127.0.0.1')
+    await once(extra, 'listening')
+    ;(app.g as unknown as { attach(s: http.Server): unknown }).attach(extra)
+    const drain = app.g.shutdown()
+    const states = [app.g.state]
+    const settled = await Promise.allSettled(calls)
+    states.push(app.g.state)
+    const r = await within(drain, 3000)
+    states.push(app.g.state)
+    const listening = app.server.listening
+    const connect = await connectResult(app.port)
+    if (extra.listening) { extra.closeAllConnections(); extra.close() }
+    const context = `calls ${settled.map((x) => x.status).join('/')}, states ${states.join(' → ')}, listener open after the drain: ${listening}, a new connection: ${connect}`
+    expect(r.hung, context).toBe(false)
+    expect(listening, context).toBe(false)
+    expect(connect, context).toBe('ECONNREFUSED')
+    expect(states.every((st) => st === 'draining' || st === 'closed'), context).toBe(true)
+  })
+})
