@@ -14,6 +14,8 @@ export default [
   { test: { ...shared, name: 'conformance', include: ['test/conformance/**/*.test.ts'] } },
   { test: { ...shared, name: 'process', include: ['test/process/**/*.test.ts'] } },
   { test: { ...shared, name: 'integration', include: ['test/integration/**/*.test.ts'], testTimeout: 120_000 } },
+  // one file at a time: the properties measure drains and CPU, and share 2 cores with everything else
+  { test: { ...shared, name: 'adversarial', include: ['test/adversarial/**/*.test.ts'], testTimeout: 60_000, fileParallelism: false } },
   { test: { ...shared, name: 'proxies', include: ['test/proxies/**/*.test.ts'], testTimeout: 180_000 } },
   { test: { ...shared, name: 'stacks', include: ['test/stacks/**/*.test.ts'], testTimeout: 60_000 } },
   // type tests (expectTypeOf, checked by tsc, never run) of the public types and declaration
