@@ -37,7 +37,8 @@ export function validMs(value: unknown, min = 0): boolean {
 export function mustAccept(name: NumericOption, value: unknown): boolean {
   if (value === undefined) return true
   if (name === 'budget') return validMs(value, 1)
-  if (name === 'retryAfter') return typeof value === 'number' && Number.isFinite(value) && value >= 0
+  // seconds in a Retry-After header: digits only, bounded as a timer is (README: up to 2^31−1)
+  if (name === 'retryAfter') return validMs(value)
   return validMs(value)
 }
 

@@ -37,8 +37,12 @@ const drainValue: fc.Arbitrary<unknown> = fc.oneof(
 /** A record of some numeric options (each present or not). */
 const optionRecord = fc.record(Object.fromEntries(NUMERIC.map((k) => [k, drainValue])) as Record<NumericOption, fc.Arbitrary<unknown>>, { requiredKeys: [] })
 
-function invalidKeys(o: Record<string, unknown>): string[] {
-  return Object.entries(o).filter(([k, v]) => !mustAccept(k as NumericOption, v)).map(([k]) => k)
+function invalidKeys(o: Record<string, unknown>, base: GracefulOptions = { timeout: 1000 }): string[] {
+  const bad = Object.entries(o).filter(([k, v]) => !mustAccept(k as NumericOption, v)).map(([k]) => k)
+  // D14 "meaningless together": an announce phase longer than the whole drain (README: at most `timeout`)
+  const timeout = o.timeout ?? base.timeout
+  if (!bad.includes('timeout') && !bad.includes('readinessDelay') && typeof o.readinessDelay === 'number' && typeof timeout === 'number' && o.readinessDelay > timeout) bad.push('readinessDelay')
+  return bad
 }
 
 function expectOptionError(err: unknown, names: readonly string[], context: string): void {

@@ -406,11 +406,11 @@ function resolveClusterOptions(input: unknown): Resolved {
   for (const key of Object.keys(o)) {
     if (!KNOWN.has(key)) throw new QuiesceOptionError(key, `one of the known options (${[...KNOWN].join(', ')})`, o[key])
   }
-  const workers = o.workers ?? os.availableParallelism()
+  const workers = o.workers === undefined ? os.availableParallelism() : o.workers
   if (typeof workers !== 'number' || !Number.isInteger(workers) || workers < 1) {
     throw new QuiesceOptionError('workers', 'a whole number ≥ 1', workers)
   }
-  const waitFor = o.waitFor ?? 'listening'
+  const waitFor = o.waitFor === undefined ? 'listening' : o.waitFor
   if (waitFor !== 'listening' && waitFor !== 'ready') throw new QuiesceOptionError('waitFor', '"listening" or "ready"', waitFor)
   const signals = signalList('signals', o.signals)
   const restartSignal = o.restartSignal === false ? null : signalName('restartSignal', o.restartSignal ?? 'SIGHUP')

@@ -61,6 +61,15 @@ export function ms(name: string, value: unknown, fallback: number, min = 0): num
   return value
 }
 
+/** Seconds for a `Retry-After` header: from 0 to 2^31−1 (delta-seconds, written as digits). */
+function seconds(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > MAX_DELAY) {
+    throw new QuiesceOptionError(name, `a number of seconds from 0 to ${MAX_DELAY}`, value)
+  }
+  return value
+}
+
 export function bool(name: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback
   if (typeof value !== 'boolean') throw new QuiesceOptionError(name, 'true or false', value)
@@ -143,30 +152,30 @@ export function resolveOptions(input: unknown, extraKnown: readonly string[] = [
   if (closeUpgraded !== undefined && typeof closeUpgraded !== 'function') {
     throw new QuiesceOptionError('closeUpgraded', 'a function (socket) => void', closeUpgraded)
   }
-  const duringDrain = o.duringDrain ?? 'close'
+  // null is a value, not "absent" (D14): only undefined takes the default
+  const duringDrain = o.duringDrain === undefined ? 'close' : o.duringDrain
   if (duringDrain !== 'close' && duringDrain !== 'reject') {
     throw new QuiesceOptionError('duringDrain', '"close" or "reject"', duringDrain)
   }
   const budget = o.budget === undefined ? null : ms('budget', o.budget, 0, 1)
-  // set together, these say nothing a drain can do: the announce phase, the idle grace or the
-  // abort moment would reach past the deadline (a default never conflicts: it is cut to fit)
-  const within = (name: string, value: unknown, fallback: number): number => {
-    const v = ms(name, value, fallback)
-    if (value !== undefined && v > timeout) {
-      throw new QuiesceOptionError(name, `at most \`timeout\` (${timeout} ms): it cannot outlast the drain's deadline`, value)
-    }
-    return Math.min(v, timeout)
+  // an announce phase longer than the whole drain says nothing a drain can do (D14): the
+  // listener would close only to be forced at once (a default never conflicts: it is cut to fit)
+  const readinessDelay = ms('readinessDelay', o.readinessDelay, 0)
+  if (o.readinessDelay !== undefined && readinessDelay > timeout) {
+    throw new QuiesceOptionError('readinessDelay', `at most \`timeout\` (${timeout} ms): the announce phase cannot outlast the drain's deadline`, o.readinessDelay)
   }
   return Object.freeze({
     timeout,
     signals: sigs,
-    readinessDelay: within('readinessDelay', o.readinessDelay, 0),
-    idleGrace: within('idleGrace', o.idleGrace, 50),
+    readinessDelay,
+    // above `timeout`: idle sockets are left to the client (a proxy) until the deadline closes them, not forced (D1)
+    idleGrace: ms('idleGrace', o.idleGrace, 50),
     headerGrace: ms('headerGrace', o.headerGrace, 500),
     linger: ms('linger', o.linger, 500),
-    abortGrace: within('abortGrace', o.abortGrace, 100),
+    // above `timeout`: the signals abort as the drain starts
+    abortGrace: ms('abortGrace', o.abortGrace, 100),
     duringDrain,
-    retryAfter: ms('retryAfter', o.retryAfter, 1),
+    retryAfter: seconds('retryAfter', o.retryAfter, 1),
     logger: logger(o.logger),
     fatalErrors: bool('fatalErrors', o.fatalErrors, sigs.length > 0 && !inTestRunner()),
     fatalTimeout: ms('fatalTimeout', o.fatalTimeout, Math.min(timeout, 5000)),
@@ -187,7 +196,7 @@ export function resolveShutdownOptions(input: unknown): { timeout?: number } {
 export function resolvePauseOptions(input: unknown): Required<PauseOptions> {
   const o = checkObject('pause options', input)
   unknownKeys('pause.', o, new Set(['mode', 'maxWait']))
-  const mode = o.mode ?? 'refuse'
+  const mode = o.mode === undefined ? 'refuse' : o.mode
   if (mode !== 'refuse' && mode !== 'reject' && mode !== 'hold') {
     throw new QuiesceOptionError('mode', '"refuse", "reject" or "hold"', mode)
   }
@@ -197,7 +206,7 @@ export function resolvePauseOptions(input: unknown): Required<PauseOptions> {
 export function resolveResumeOptions(input: unknown): Required<ResumeOptions> {
   const o = checkObject('resume options', input)
   unknownKeys('resume.', o, new Set(['retries']))
-  const retries = o.retries ?? 10
+  const retries = o.retries === undefined ? 10 : o.retries
   if (typeof retries !== 'number' || !Number.isInteger(retries) || retries < 0) {
     throw new QuiesceOptionError('retries', 'a whole number ≥ 0', retries)
   }

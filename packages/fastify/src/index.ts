@@ -114,7 +114,7 @@ function plugin(fastify: FastifyInstance, options: FastifyGracefulOptions, done:
   decorate(r)
   attachOnListen(r)
   gateRequests(r)
-  drainOnClose(r)
+  drainOnClose(r, typeof options?.readinessDelay === 'number' ? options.readinessDelay : 0)
   done()
 }
 
@@ -189,8 +189,15 @@ function gateRequests(r: Registration): void {
  * listening handles (all at once, D16) and Fastify goes on: server.close(), whose callback waits
  * for the drained server's 'close'. Fastify's own onClose hooks are part of the drain (D8, D9).
  */
-function drainOnClose(r: Registration): void {
+function drainOnClose(r: Registration, readinessDelay: number): void {
   const { fastify, core, log } = r
+  const pluginTimeout = fastify.initialConfig.pluginTimeout ?? 10_000
+  if (pluginTimeout > 0 && readinessDelay >= pluginTimeout) {
+    log?.warn(
+      `quiesce: readinessDelay (${readinessDelay} ms) is not shorter than Fastify's pluginTimeout (${pluginTimeout} ms): a fastify.close() you call yourself holds its preClose hook for the announce phase and Fastify cuts it at pluginTimeout — ` +
+        'raise pluginTimeout, or stop with a signal or fastify.graceful.shutdown() (they close Fastify after the announce phase)',
+    )
+  }
   const forceClose = fastify.initialConfig.forceCloseConnections === true
   if (forceClose) {
     log?.warn(
@@ -198,10 +205,12 @@ function drainOnClose(r: Registration): void {
         'requests still running then are cut and reported as forced — remove the option to let them finish',
     )
   }
+  // a drain started by a signal or shutdown() closes Fastify once the announce phase is over (D4):
+  // Fastify serves normally until then, and avvio's close timeout (pluginTimeout) never cuts it
   core.draining.addEventListener('abort', () => {
     if (r.closing) return
     r.closing = true
-    r.closeCall ??= fastify.close().then(
+    r.closeCall ??= core.frameworkClosing().then(() => fastify.close()).then(
       () => {},
       (err: unknown) => log?.error(`quiesce: fastify.close() failed — ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`),
     )

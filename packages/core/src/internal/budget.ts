@@ -34,7 +34,11 @@ export function fitBudget(o: ResolvedOptions, env: NodeJS.ProcessEnv = process.e
   return { timeout, hooksTimeout, budget }
 }
 
-/** The one place a drain's deadline is computed: a `shutdown({ timeout })` may shorten it, never extend it past the budget (D19). */
+/**
+ * The one place a drain's deadline is computed: `shutdown({ timeout })` overrides `timeout` for
+ * this drain, shorter or longer — but never past what the supervisor's budget allows (D19).
+ */
 export function drainTimeout(requested: number | undefined, limits: Limits): number {
-  return Math.min(requested ?? limits.timeout, limits.timeout)
+  if (requested === undefined) return limits.timeout
+  return limits.budget === null ? requested : Math.min(requested, limits.timeout)
 }

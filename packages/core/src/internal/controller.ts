@@ -120,6 +120,7 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     const tracker = new Tracker(server, this, { gate: this.mode.gate })
     if (server.listening) coordinator().register(this)
     this.#trackers.set(server, tracker)
+    this.#pauses.current?.adopt(server)
     if (this.isDraining) {
       tracker.startDrain()
       if (this.#phases.phase !== 'announcing') this.#closeListenerOf(tracker)
@@ -137,9 +138,16 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     return this.start({ reason: 'manual', timeout: o.timeout })
   }
 
-  /** Starts the drain (idempotent: every call returns the first call's promise). */
+  /**
+   * Starts the drain (idempotent: every call returns the first call's promise). The promise is in
+   * place before the drain's first step runs: code called back from that step (a `draining`
+   * listener) that asks again gets the same drain, not a second one.
+   */
   start(options: StartOptions): Promise<ShutdownReport> {
-    this.#shutdown ??= this.#drain(options)
+    if (this.#shutdown !== null) return this.#shutdown
+    const report = deferredReport()
+    this.#shutdown = report.promise
+    this.#drain(options).then(report.resolve, report.reject)
     return this.#shutdown
   }
 
@@ -176,7 +184,8 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     if (Tracker.refused(res)) return false
     const pause = this.#pauses.current
     if (pause !== null) return pause.admit(req, res)
-    if (this.isDraining && this.options.duringDrain === 'reject') {
+    // D4: during the announce phase requests are served normally (with Connection: close); D3's reject mode starts with the listener's close
+    if (this.isDraining && this.#phases.phase !== 'announcing' && this.options.duringDrain === 'reject') {
       this.#counts.rejected++
       this.reject503(res)
       return false
@@ -317,6 +326,13 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     for (const t of this.#trackers.values()) t.abortInFlight(() => new ShutdownDeadlineError(elapsed))
     for (const t of this.#trackers.values()) t.destroyAll()
   }
+}
+
+function deferredReport(): { promise: Promise<ShutdownReport>; resolve: (r: ShutdownReport) => void; reject: (e: unknown) => void } {
+  let resolve: (r: ShutdownReport) => void = () => {}
+  let reject: (e: unknown) => void = () => {}
+  const promise = new Promise<ShutdownReport>((res, rej) => { resolve = res; reject = rej })
+  return { promise, resolve, reject }
 }
 
 function delay(ms: number): Promise<void> {

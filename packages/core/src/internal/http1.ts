@@ -292,6 +292,8 @@ export class Http1Sockets {
       // idle ones are closed, not forced (D1); ones still lingering were answered
       else if (state.lingerUntil === 0 && awaitingRequest(socket, state)) host.forced({ kind: 'socket', type: 'new', remote: remoteOf(socket) })
       socket.destroy()
+      // Node emits the server's 'close' before the sockets' own: what was cut stops counting now (D6)
+      this.socketClosed(socket, state)
     }
   }
 

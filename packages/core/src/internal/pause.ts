@@ -50,11 +50,25 @@ export class Pause {
     })
   }
 
-  /** Listens again where each server listened (refuse), then lets the held requests through. */
-  async resume(retries: number): Promise<void> {
+  /** A server attached while paused: with `refuse`, it stops taking connections too. */
+  adopt(server: AnyServer): void {
+    if (this.mode !== 'refuse' || this.#addresses.has(server)) return
+    const address = server.address()
+    if (address === null || !server.listening) return
+    this.#addresses.set(server, address)
+    closeListenerOnly(server)
+  }
+
+  /**
+   * Listens again where each server listened (refuse), then lets the held requests through. A
+   * drain that started meanwhile owns the listeners: one reopened under it is closed again.
+   */
+  async resume(retries: number, draining: () => boolean): Promise<void> {
     for (const [server, address] of this.#addresses) {
+      if (draining()) return
       await listenAgain(server, address, retries)
       this.#addresses.delete(server)
+      if (draining()) closeListenerOnly(server)
     }
     this.release(true)
   }
@@ -142,6 +156,8 @@ export class PauseSwitch {
       if (this.#current !== null) {
         if (this.#current.mode === mode && this.#current.maxWait === maxWait) return
         await this.#resumeNow(10)
+        // the drain started while the previous pause ended: it owns the server now
+        if (this.#host.draining) throw new ClosedError('pause()')
       }
       this.#current = new Pause(mode, maxWait, this.#host.servers, (res) => this.#host.reject503(res))
       this.#host.changed(true)
@@ -171,7 +187,8 @@ export class PauseSwitch {
   async #resumeNow(retries: number): Promise<void> {
     const pause = this.#current
     if (pause === null) return
-    await pause.resume(retries)
+    await pause.resume(retries, () => this.#host.draining)
+    if (this.#current !== pause) return
     this.#current = null
     this.#host.changed(false)
   }
