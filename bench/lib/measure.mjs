@@ -82,14 +82,14 @@ export async function cpuRounds(variants, { rounds, count, warmup = 3 * count, c
  * `count` requests (after a warm-up): a ratio within one process, so the machine's noise mostly
  * cancels out. Returns { share, usPerRequest } (the library's µs per request).
  */
-export async function libraryShare(variant, { count = 10_000, config = {} } = {}) {
-  const child = await ServerChild.start(variant, config)
+export async function libraryShare(variant, { count = 10_000, config = {}, node } = {}) {
+  const child = await ServerChild.start(variant, config, { node })
   try {
     await load(child.port, { count: 6000 })
     await child.request('profile-start', 'profile-started')
     const { done } = await load(child.port, { count })
     const p = await child.request('profile-stop', 'profile', 30_000)
-    return { share: p.share, usPerRequest: p.libraryUs / done }
+    return { share: p.share, usPerRequest: p.libraryUs / done, top: (p.top ?? []).map(([frame, us]) => [frame, us / done]) }
   } finally {
     await child.stop()
   }

@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { AnyServer } from '../types.js'
-import { baseEmit, dispatcherOf, installDispatch, type Dispatcher, type Emit } from './dispatch.js'
+import { dispatcherOf, installDispatch, ownBaseEmit, type Dispatcher, type Emit } from './dispatch.js'
 import { Http1Sockets } from './http1.js'
 import { Http2Sessions } from './http2.js'
 import { guardDrainingHeaders, holdIdleClose, nodeCloseAll, nodeCloseIdle, rawSocketOf } from './node.js'
@@ -44,6 +44,8 @@ export class Tracker implements DrainSite, Dispatcher {
   readonly #gate: boolean
   readonly #sweeper: SweepTimer
   readonly #removeDispatch: () => void
+  /** The server's own emit from before quiesce (another library's wrapper), else undefined: the class's, read per event. */
+  readonly #ownBase: Emit | undefined
   #closedWaiters: Array<() => void> = []
   #releaseIdleClose: (() => void) | null = null
   #detached = false
@@ -68,6 +70,7 @@ export class Tracker implements DrainSite, Dispatcher {
     this.http2 = new Http2Sessions(this)
     this.#sweeper = new SweepTimer(this.#walk)
     this.#removeDispatch = installDispatch(server, this, options.gate)
+    this.#ownBase = ownBaseEmit(server)
     const s = server as HttpServer
     s.on('listening', this.#onListening)
     s.on('close', this.#onClose)
@@ -158,7 +161,7 @@ export class Tracker implements DrainSite, Dispatcher {
   /** One request event from Node: tracked, gated on bare Node, then handed to the app's listeners. */
   dispatch(event: string | symbol, req: AnyRequest, res: AnyResponse): boolean {
     const server = this.server
-    const base = baseEmit(server)
+    const base = this.#base()
     // HTTP/2 streams are counted from 'stream'; an HTTP/1 response seen before (an app's
     // 'checkContinue' listener emitting 'request' for it) is not tracked or gated twice
     const first = req.httpVersionMajor === 2 ? this.#trackH2(res) : this.http1.track(req as IncomingMessage, res as ServerResponse)
@@ -168,11 +171,19 @@ export class Tracker implements DrainSite, Dispatcher {
     if (verdict === true) return this.#emit(base, event, req, res)
     if (verdict !== false) {
       verdict.then(
-        (ok) => { if (ok) this.#emit(baseEmit(server), event, req, res) },
+        (ok) => { if (ok) this.#emit(this.#base(), event, req, res) },
         (err: unknown) => this.host.handlerFailed(err, req, res),
       )
     }
     return true
+  }
+
+  /**
+   * The emit the server would use without quiesce: its own one from before us, else its class's,
+   * read at each call (a wrapper put on `http.Server.prototype.emit` later, OpenTelemetry's, runs).
+   */
+  #base(): Emit {
+    return this.#ownBase ?? (Object.getPrototypeOf(this.server) as { emit: Emit }).emit
   }
 
   /** HTTP/2's compatibility API: the stream is counted from 'stream'; during a drain a 503 still gets Retry-After (D3). */
