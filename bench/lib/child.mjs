@@ -132,6 +132,9 @@ export class ServerChild {
       signalAt: closed?.signalAt ?? null,
       shutdownAt: closed?.shutdownAt ?? null,
       lastFinish: closed?.lastFinish ?? null,
+      lastSocketClose: closed?.lastSocketClose ?? null,
+      lastSocketFin: closed?.lastSocketFin ?? null,
+      lastClientFin: closed?.lastClientFin ?? null,
       /** server CPU µs from the trigger to 'close' */
       cpuUs: closed?.cpuUs ?? null,
       exitedAt: this.exitedAt,

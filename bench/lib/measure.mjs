@@ -198,20 +198,20 @@ export async function busyDrain(variant, { count, loadMs = 500, trigger, config 
  * same fixed moment, 1 s after the SIGTERM: ms from the last response (its 'finish' in the server)
  * to the server's 'close' (or the process's end). Also: how many in-flight requests completed.
  */
-export async function inflightDrain(variant, { idle = 900, inflight = 100, config = {}, giveUpMs = 8000 }) {
-  const child = await ServerChild.start(variant, { keepAliveTimeout: 120_000, ...config })
+export async function inflightDrain(variant, { idle = 900, inflight = 100, endAfterMs = 1000, config = {}, giveUpMs = 8000, node } = {}) {
+  const child = await ServerChild.start(variant, { keepAliveTimeout: 120_000, ...config }, { node })
   let conns = []
   const busy = []
   try {
     conns = (await openIdleConnections(child.port, idle)).conns
-    const endAt = epoch() + 1500
+    const endAt = epoch() + 500 + endAfterMs
     for (let i = 0; i < inflight; i++) {
       const c = await RawConn.connect(child.port)
       if (c.error) throw new Error(`${variant}: in-flight connection refused`)
       c.get(`/until?at=${Math.round(endAt)}`)
       busy.push(c)
     }
-    await new Promise((r) => setTimeout(r, Math.max(0, endAt - 1000 - epoch())))
+    await new Promise((r) => setTimeout(r, Math.max(0, endAt - endAfterMs - epoch())))
     const sentAt = child.signal('SIGTERM')
     const closed = await child.whenClosed(giveUpMs)
     await Promise.all(busy.map((c) => c.until(() => c.closedAt !== null, 3000)))
@@ -219,7 +219,10 @@ export async function inflightDrain(variant, { idle = 900, inflight = 100, confi
     if (!closed) return { ms: null, completed, sentAt }
     // the last response's end as the server saw it; else (process gone before 'close') as the clients saw it
     const last = closed.lastFinish ?? Math.max(...busy.map((c) => c.responses[0]?.at ?? -Infinity))
-    return { ms: Number.isFinite(last) ? closed.doneAt - last : null, completed, exited: closed.closedAt === null }
+    // where the time goes: the clients' last response, the server's last FIN as they saw it
+    const clientLast = Math.max(...busy.map((c) => c.responses[0]?.at ?? -Infinity))
+    const finLast = Math.max(...busy.map((c) => c.endedAt ?? -Infinity))
+    return { ms: Number.isFinite(last) ? closed.doneAt - last : null, completed, exited: closed.closedAt === null, clientMs: clientLast - last, finMs: finLast - last, socketMs: closed.lastSocketClose == null ? null : closed.lastSocketClose - last, ourFinMs: closed.lastSocketFin - last, clientFinMs: closed.lastClientFin - last }
   } finally {
     for (const c of [...conns, ...busy]) c.destroy()
     await child.stop()

@@ -280,10 +280,19 @@ const { server } = built
 // drain benchmarks hold thousands of sockets open for seconds: not reaped by Node's 5 s default
 if (config.keepAliveTimeout !== undefined) server.keepAliveTimeout = config.keepAliveTimeout
 let shutdownAt = null
+// when the server's last socket closed, as the server saw it (where the time to 'close' goes)
+let lastSocketClose = null
+let lastSocketFin = null // our FIN flushed (the socket's writable side finished)
+let lastClientFin = null // the client's FIN read
+server.on('connection', (socket) => {
+  socket.on('close', () => { lastSocketClose = epoch() })
+  socket.on('finish', () => { lastSocketFin = epoch() })
+  socket.on('end', () => { lastClientFin = epoch() })
+})
 server.on('close', () => {
   const at = epoch()
   const cpu = drainCpu && process.cpuUsage(drainCpu)
-  const result = { type: 'closed', at, signalAt, shutdownAt, lastFinish: lastFinish || null, cpuUs: cpu ? cpu.user + cpu.system : null }
+  const result = { type: 'closed', at, signalAt, shutdownAt, lastFinish: lastFinish || null, lastSocketClose, lastSocketFin, lastClientFin, cpuUs: cpu ? cpu.user + cpu.system : null }
   if (config.resultFile) writeFileSync(config.resultFile, JSON.stringify(result))
   send(result)
 })
