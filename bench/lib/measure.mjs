@@ -168,8 +168,8 @@ export async function idleDrain(variant, { count, quietMs, touch = false, heap =
  * trigger to 'close' (null: still open after `giveUpMs`), the requests that failed (sent but never
  * answered), and how many were answered during the drain.
  */
-export async function busyDrain(variant, { count, loadMs = 500, trigger, config = {}, giveUpMs = 8000 }) {
-  const child = await ServerChild.start(variant, { keepAliveTimeout: 120_000, ...config })
+export async function busyDrain(variant, { count, loadMs = 500, trigger, config = {}, giveUpMs = 8000, node }) {
+  const child = await ServerChild.start(variant, { keepAliveTimeout: 120_000, ...config }, { node })
   let busy = null
   try {
     busy = await busyClients(child.port, count)

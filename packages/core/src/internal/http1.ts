@@ -18,8 +18,10 @@ export const kSocketState = Symbol.for('quiesce.socket')
  */
 const kTracked = Symbol.for('quiesce.tracked')
 const REFUSED = -1
-/** A reuse within this many ms of the previous answer marks a busy client (D1); longer is think time. */
+/** A reuse within this many ms of the previous answer marks a busy client (D1); longer is think time (on a server that does not lag). */
 const REUSE_WINDOW = 150
+/** Reuse gaps are kept up to this (small integers); longer ones are think time whatever the lag. */
+const MAX_GAP = 10_000
 /** `bytesMark` of a socket none of whose responses has closed yet (no complete request seen). */
 const NO_MARK = -1
 
@@ -44,7 +46,7 @@ class SocketState {
   quietSince: number
   /** `socket.bytesRead` when the last response ended: more means a next request has begun (D1); NO_MARK before any. */
   bytesMark = NO_MARK
-  /** How long the client took to send its latest request after the previous answer, when a busy client's (under REUSE_WINDOW); else 0. */
+  /** How long the client took to send its latest request after the previous answer (whole ms, at most MAX_GAP); 0 before any reuse. */
   reuseGap = 0
   /** Set once our FIN is sent: the end of the bounded linger (D2). 0 = not closing. */
   lingerUntil = 0
@@ -74,10 +76,14 @@ type TrackedResponse = ServerResponse & { [kTracked]?: number }
  * D1's quiet time for one socket: `idleGrace`, or, for a busy client (one that reused this socket
  * within 150 ms of its previous answer), three times the gap it took then (so at most 450 ms).
  * Behind a loaded proxy or on a loaded machine a busy client can take longer than `idleGrace` to
- * send its next request; it must not be taken for idle at that moment.
+ * send its next request; it must not be taken for idle at that moment. When the server itself is
+ * slow (`lag`: how late its own event loop runs during the drain), everything takes longer by as
+ * much: the window that tells a busy client from think time widens by three times the lag, and
+ * the quiet time grows by the lag.
  */
-function graceOf(state: SocketState, idleGrace: number): number {
-  return Math.max(idleGrace, 3 * state.reuseGap)
+function graceOf(state: SocketState, idleGrace: number, lag: number): number {
+  const gap = state.reuseGap < REUSE_WINDOW + 3 * lag ? state.reuseGap : 0
+  return Math.max(idleGrace, 3 * gap) + lag
 }
 
 /** A socket with no complete request yet: new, or a next request's first bytes have arrived (D5). */
@@ -134,8 +140,9 @@ export class Http1Sockets {
     // that a lagging one (a loaded proxy, a loaded machine) is not taken for idle (D1)
     if (state.pending === 0) {
       if (state.bytesMark !== NO_MARK) {
+        // kept as measured (graceOf decides, with the server's lag, whether it was a busy client's)
         const gap = t - state.quietSince
-        state.reuseGap = gap < REUSE_WINDOW ? gap : 0
+        state.reuseGap = gap < MAX_GAP ? gap : MAX_GAP
       }
       state.first = res
     } else (state.queued ??= []).push(res)
@@ -199,7 +206,7 @@ export class Http1Sockets {
     if (state.pending === 0 && !socket.destroyed) {
       // our marker said `Connection: close` (drain, 503): close now, gracefully (D2)
       if (hasCloseMarker(res)) this.closeGracefully(socket, state)
-      else if (this.#site.listenerClosedAt !== 0) this.#site.scheduleSweep(t + graceOf(state, host.options.idleGrace))
+      else if (this.#site.listenerClosedAt !== 0) this.#site.scheduleSweep(t + graceOf(state, host.options.idleGrace, this.#site.lag()))
     }
   }
 
@@ -230,6 +237,7 @@ export class Http1Sockets {
   sweep(t: number): { next: number; busy: boolean } {
     const { host, listenerClosedAt } = this.#site
     const o = host.options
+    const lag = this.#site.lag()
     let next = Infinity
     let busy = false
     for (const socket of this.sockets) {
@@ -253,7 +261,7 @@ export class Http1Sockets {
       }
       if (state.pending > 0) continue
       const headers = awaitingRequest(socket, state)
-      const until = idleAt(state.quietSince, listenerClosedAt, headers ? o.headerGrace : graceOf(state, o.idleGrace))
+      const until = idleAt(state.quietSince, listenerClosedAt, headers ? o.headerGrace : graceOf(state, o.idleGrace, lag))
       if (t < until) {
         next = Math.min(next, until)
         busy ||= !headers

@@ -1,5 +1,6 @@
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import type { AnyServer } from '../types.js'
 import { dispatcherOf, installDispatch, ownBaseEmit, type Dispatcher, type Emit } from './dispatch.js'
 import { Http1Sockets } from './http1.js'
@@ -10,6 +11,11 @@ import { now, type AnyRequest, type AnyResponse, type DrainSite, type TrackerHos
 import { SweepTimer } from './sweep.js'
 
 export { assertUndrained } from './dispatch.js'
+
+/** The event-loop delay monitor's sampling interval while draining (ms). */
+const LAG_RESOLUTION = 10
+/** The lag allowance is bounded: a stalled process cannot hold idle sockets open for long (D14). */
+const LAG_CAP = 1000
 export type { TrackerHost } from './site.js'
 
 export interface TrackerOptions {
@@ -49,6 +55,8 @@ export class Tracker implements DrainSite, Dispatcher {
   #closedWaiters: Array<() => void> = []
   #releaseIdleClose: (() => void) | null = null
   #detached = false
+  /** This process's event-loop delay, sampled only while draining (D15: nothing runs while serving). */
+  #delay: IntervalHistogram | null = null
 
   /** The live tracker of `server`, if a controller drains it (D20: one per server). */
   static of(server: object): Tracker | undefined {
@@ -109,6 +117,23 @@ export class Tracker implements DrainSite, Dispatcher {
     this.#releaseIdleClose?.()
     this.#releaseIdleClose = null
     this.#sweeper.stop()
+    this.#stopLagMonitor()
+  }
+
+  /**
+   * How late this process's event loop has run since the drain started, in ms (0 when not
+   * draining): the worst delay past the sampling interval, at most LAG_CAP. A slow server sees a
+   * busy client's next request that much later (D1).
+   */
+  lag(): number {
+    const h = this.#delay
+    if (h === null || h.count === 0) return 0
+    return Math.min(LAG_CAP, Math.max(0, Math.round(h.max / 1e6 - LAG_RESOLUTION)))
+  }
+
+  #stopLagMonitor(): void {
+    this.#delay?.disable()
+    this.#delay = null
   }
 
   scheduleSweep(at: number): void {
@@ -126,6 +151,7 @@ export class Tracker implements DrainSite, Dispatcher {
   #onClose = (): void => {
     this.closed = true
     this.#sweeper.clear()
+    this.#stopLagMonitor()
     const waiters = this.#closedWaiters
     this.#closedWaiters = []
     for (const w of waiters) w()
@@ -221,6 +247,10 @@ export class Tracker implements DrainSite, Dispatcher {
       this.#releaseIdleClose = holdIdleClose(this.server, () => this.scheduleSweep(now()))
     }
     this.drainStartedAt = now()
+    if (this.#delay === null && !this.closed) {
+      this.#delay = monitorEventLoopDelay({ resolution: LAG_RESOLUTION })
+      this.#delay.enable()
+    }
     this.http1.startDrain()
     this.http2.startDrain()
   }
