@@ -79,10 +79,11 @@ type TrackedResponse = ServerResponse & { [kTracked]?: number }
  * send its next request; it must not be taken for idle at that moment. When the server itself is
  * slow (`lag`: how late its own event loop runs during the drain), everything takes longer by as
  * much: the window that tells a busy client from think time widens by three times the lag, and
- * the quiet time grows by the lag.
+ * the quiet time grows by the lag. On a loaded machine (`slowdown`: load average per core, above
+ * 1) clients sharing its cores come back later by that factor: the window stretches by it.
  */
-function graceOf(state: SocketState, idleGrace: number, lag: number): number {
-  const gap = state.reuseGap < REUSE_WINDOW + 3 * lag ? state.reuseGap : 0
+function graceOf(state: SocketState, idleGrace: number, lag: number, slowdown: number): number {
+  const gap = state.reuseGap < REUSE_WINDOW * slowdown + 3 * lag ? state.reuseGap : 0
   return Math.max(idleGrace, 3 * gap) + lag
 }
 
@@ -206,7 +207,7 @@ export class Http1Sockets {
     if (state.pending === 0 && !socket.destroyed) {
       // our marker said `Connection: close` (drain, 503): close now, gracefully (D2)
       if (hasCloseMarker(res)) this.closeGracefully(socket, state)
-      else if (this.#site.listenerClosedAt !== 0) this.#site.scheduleSweep(t + graceOf(state, host.options.idleGrace, this.#site.lag()))
+      else if (this.#site.listenerClosedAt !== 0) this.#site.scheduleSweep(t + graceOf(state, host.options.idleGrace, this.#site.lag(), this.#site.slowdown()))
     }
   }
 
@@ -238,6 +239,7 @@ export class Http1Sockets {
     const { host, listenerClosedAt } = this.#site
     const o = host.options
     const lag = this.#site.lag()
+    const slowdown = listenerClosedAt === 0 ? 1 : this.#site.slowdown()
     let next = Infinity
     let busy = false
     for (const socket of this.sockets) {
@@ -261,7 +263,7 @@ export class Http1Sockets {
       }
       if (state.pending > 0) continue
       const headers = awaitingRequest(socket, state)
-      const until = idleAt(state.quietSince, listenerClosedAt, headers ? o.headerGrace : graceOf(state, o.idleGrace, lag))
+      const until = idleAt(state.quietSince, listenerClosedAt, headers ? o.headerGrace : graceOf(state, o.idleGrace, lag, slowdown))
       if (t < until) {
         next = Math.min(next, until)
         busy ||= !headers

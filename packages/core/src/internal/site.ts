@@ -40,6 +40,11 @@ export interface DrainSite {
    * back that much later, and must not be taken for idle meanwhile (D1).
    */
   lag(): number
+  /**
+   * How much slower than an idle machine everything on this machine runs, as far as the server can
+   * tell (1: not loaded): clients on the same machine, or sharing its cores, answer that much later.
+   */
+  slowdown(): number
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
+import os from 'node:os'
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import type { AnyServer } from '../types.js'
 import { dispatcherOf, installDispatch, ownBaseEmit, type Dispatcher, type Emit } from './dispatch.js'
@@ -16,6 +17,8 @@ export { assertUndrained } from './dispatch.js'
 const LAG_RESOLUTION = 10
 /** The lag allowance is bounded: a stalled process cannot hold idle sockets open for long (D14). */
 const LAG_CAP = 1000
+/** A loaded machine stretches the busy-client window at most this many times (150 ms → 1.2 s). */
+const SLOWDOWN_CAP = 8
 export type { TrackerHost } from './site.js'
 
 export interface TrackerOptions {
@@ -129,6 +132,15 @@ export class Tracker implements DrainSite, Dispatcher {
     const h = this.#delay
     if (h === null || h.count === 0) return 0
     return Math.min(LAG_CAP, Math.max(0, Math.round(h.max / 1e6 - LAG_RESOLUTION)))
+  }
+
+  /**
+   * The machine's load: the 1-minute load average per core, from 1 (or no figure, as on Windows)
+   * up to SLOWDOWN_CAP. Read only by the drain's sweep, never on the request path.
+   */
+  slowdown(): number {
+    const perCore = (os.loadavg()[0] ?? 0) / (os.availableParallelism?.() ?? os.cpus().length)
+    return Number.isFinite(perCore) ? Math.min(SLOWDOWN_CAP, Math.max(1, perCore)) : 1
   }
 
   #stopLagMonitor(): void {
