@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// The README's two commands, runnable on a machine with only Node ≥ 20 and npm:
+// The README's commands, runnable on a machine with only Node ≥ 20 and npm:
 //   npm run demo   installs what it needs, builds, and runs examples/demo
 //   npm test       installs what it needs, typechecks, builds, runs every test project, checks the packages
+//   npm run bench  (and bench:peers, bench:testing) builds the packages, then runs the benchmark
 // pnpm is used through `npx pnpm@10` when it is not installed.
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -53,7 +54,17 @@ switch (task) {
     run(process.execPath, ['scripts/vitest.mjs', ...(extra.length ? extra : DEFAULT_PROJECTS.flatMap((name) => ['--project', name]))])
     run(process.execPath, ['scripts/check-packages.mjs'])
     break
+  case 'build':
+    build()
+    break
+  case 'bench':
+  case 'bench:peers':
+  case 'bench:testing':
+    // builds the packages, then runs the benchmark (arguments after the task go to it)
+    build()
+    run(process.execPath, [{ bench: 'bench/overhead.mjs', 'bench:peers': 'bench/peers/run.mjs', 'bench:testing': 'bench/testing.mjs' }[task], ...extra])
+    break
   default:
-    console.error('usage: node scripts/run.mjs demo|test')
+    console.error('usage: node scripts/run.mjs demo|test|build|bench|bench:peers|bench:testing')
     process.exit(2)
 }
