@@ -124,7 +124,7 @@ log(`\n3. 1,000 busy keep-alive clients, ${BUSY_RUNS} shutdowns without and with
 const busy = await busyRows({ runs: BUSY_RUNS, log })
 out('## 3. Shutdown with 1,000 busy keep-alive clients, with and without a CPU hog (`node bench/busy.mjs`)')
 out()
-out(`Each client sends its next request the moment the previous response completes, and stops when a response says \`Connection: close\` (as a correct client does); \`shutdown()\` comes 0.5 s after every client has been answered once. With a CPU hog, a child process spins \`while (true)\` on the machine from before the server starts until after the shutdown. "Failed" = requests sent and never answered (reset, or closed before the response); "closed as idle" = quiesce's report (\`socketsClosedIdle\`). quiesce widens the idle judgement by its own event-loop lag, sampled only while draining (D1). Aim: 0 runs with failed requests, with and without the hog.`)
+out(`Each client sends its next request the moment the previous response completes, and stops when a response says \`Connection: close\` (as a correct client does); \`shutdown()\` comes 0.5 s after every client has been answered once. With a CPU hog, a child process spins \`while (true)\` on the machine from before the server starts until after the shutdown. "Failed" = requests sent and never answered (reset, or closed before the response); "closed as idle" = quiesce's report (\`socketsClosedIdle\`). quiesce widens the idle judgement by its own event-loop lag (sampled only while draining) and by the machine's load average per core (D1). Aim: 0 runs with failed requests, with and without the hog.`)
 out()
 out(busyTable(busy))
 out()

@@ -46,7 +46,7 @@ class SocketState {
   quietSince: number
   /** `socket.bytesRead` when the last response ended: more means a next request has begun (D1); NO_MARK before any. */
   bytesMark = NO_MARK
-  /** How long the client took to send its latest request after the previous answer (whole ms, at most MAX_GAP); 0 before any reuse. */
+  /** 1 + how long the client took to send its latest request after the previous answer (whole ms, at most MAX_GAP); 0 before any reuse. */
   reuseGap = 0
   /** Set once our FIN is sent: the end of the bounded linger (D2). 0 = not closing. */
   lingerUntil = 0
@@ -79,12 +79,13 @@ type TrackedResponse = ServerResponse & { [kTracked]?: number }
  * send its next request; it must not be taken for idle at that moment. When the server itself is
  * slow (`lag`: how late its own event loop runs during the drain), everything takes longer by as
  * much: the window that tells a busy client from think time widens by three times the lag, and
- * the quiet time grows by the lag. On a loaded machine (`slowdown`: load average per core, above
+ * the quiet time grows by the lag (a socket never reused keeps `idleGrace`). On a loaded machine (`slowdown`: load average per core, above
  * 1) clients sharing its cores come back later by that factor: the window stretches by it.
  */
 function graceOf(state: SocketState, idleGrace: number, lag: number, slowdown: number): number {
-  const gap = state.reuseGap < REUSE_WINDOW * slowdown + 3 * lag ? state.reuseGap : 0
-  return Math.max(idleGrace, 3 * gap) + lag
+  if (state.reuseGap === 0) return idleGrace // never reused: an idle socket, whatever the server's lag
+  const gap = state.reuseGap - 1
+  return gap < REUSE_WINDOW * slowdown + 3 * lag ? Math.max(idleGrace, 3 * gap) + lag : idleGrace
 }
 
 /** A socket with no complete request yet: new, or a next request's first bytes have arrived (D5). */
@@ -143,7 +144,7 @@ export class Http1Sockets {
       if (state.bytesMark !== NO_MARK) {
         // kept as measured (graceOf decides, with the server's lag, whether it was a busy client's)
         const gap = t - state.quietSince
-        state.reuseGap = gap < MAX_GAP ? gap : MAX_GAP
+        state.reuseGap = (gap < MAX_GAP ? gap : MAX_GAP) + 1
       }
       state.first = res
     } else (state.queued ??= []).push(res)
