@@ -27,13 +27,17 @@ export class ServerChild {
   #waiters = new Set()
 
   /** Starts `variant` and resolves once it listens. */
-  static async start(variant, config = {}, { gc = false } = {}) {
+  static async start(variant, config = {}, { gc = false, node = process.env.BENCH_NODE || process.execPath, ulimit = 0 } = {}) {
     const c = new ServerChild()
     const resultFile = path.join(tmp, `result-${process.pid}-${++seq}.json`)
     c.resultFile = resultFile
-    c.proc = fork(SERVER, [variant, JSON.stringify({ ...config, resultFile })], {
+    const execArgv = gc ? ['--expose-gc'] : []
+    // a raised `ulimit -n` (bulk sockets): the child runs through a shell that raises it, then execs node
+    const viaShell = ulimit > 0
+    c.proc = fork(viaShell ? '-c' : SERVER, viaShell ? [`ulimit -n ${ulimit} && exec "$0" ${execArgv.join(' ')} "$@"`, node, SERVER, variant, JSON.stringify({ ...config, resultFile })] : [variant, JSON.stringify({ ...config, resultFile })], {
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-      execArgv: gc ? ['--expose-gc'] : [],
+      execPath: viaShell ? '/bin/bash' : node,
+      execArgv: viaShell ? [] : execArgv,
       env: { ...process.env, NODE_ENV: 'production' },
     })
     live.add(c.proc)
@@ -128,6 +132,9 @@ export class ServerChild {
       signalAt: closed?.signalAt ?? null,
       shutdownAt: closed?.shutdownAt ?? null,
       lastFinish: closed?.lastFinish ?? null,
+      lastSocketClose: closed?.lastSocketClose ?? null,
+      lastSocketFin: closed?.lastSocketFin ?? null,
+      lastClientFin: closed?.lastClientFin ?? null,
       /** server CPU µs from the trigger to 'close' */
       cpuUs: closed?.cpuUs ?? null,
       exitedAt: this.exitedAt,

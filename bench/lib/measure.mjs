@@ -82,14 +82,14 @@ export async function cpuRounds(variants, { rounds, count, warmup = 3 * count, c
  * `count` requests (after a warm-up): a ratio within one process, so the machine's noise mostly
  * cancels out. Returns { share, usPerRequest } (the library's µs per request).
  */
-export async function libraryShare(variant, { count = 10_000, config = {} } = {}) {
-  const child = await ServerChild.start(variant, config)
+export async function libraryShare(variant, { count = 10_000, config = {}, node } = {}) {
+  const child = await ServerChild.start(variant, config, { node })
   try {
     await load(child.port, { count: 6000 })
     await child.request('profile-start', 'profile-started')
     const { done } = await load(child.port, { count })
     const p = await child.request('profile-stop', 'profile', 30_000)
-    return { share: p.share, usPerRequest: p.libraryUs / done }
+    return { share: p.share, usPerRequest: p.libraryUs / done, top: (p.top ?? []).map(([frame, us]) => [frame, us / done]) }
   } finally {
     await child.stop()
   }
@@ -168,8 +168,8 @@ export async function idleDrain(variant, { count, quietMs, touch = false, heap =
  * trigger to 'close' (null: still open after `giveUpMs`), the requests that failed (sent but never
  * answered), and how many were answered during the drain.
  */
-export async function busyDrain(variant, { count, loadMs = 500, trigger, config = {}, giveUpMs = 8000 }) {
-  const child = await ServerChild.start(variant, { keepAliveTimeout: 120_000, ...config })
+export async function busyDrain(variant, { count, loadMs = 500, trigger, config = {}, giveUpMs = 8000, node }) {
+  const child = await ServerChild.start(variant, { keepAliveTimeout: 120_000, ...config }, { node })
   let busy = null
   try {
     busy = await busyClients(child.port, count)
@@ -198,20 +198,20 @@ export async function busyDrain(variant, { count, loadMs = 500, trigger, config 
  * same fixed moment, 1 s after the SIGTERM: ms from the last response (its 'finish' in the server)
  * to the server's 'close' (or the process's end). Also: how many in-flight requests completed.
  */
-export async function inflightDrain(variant, { idle = 900, inflight = 100, config = {}, giveUpMs = 8000 }) {
-  const child = await ServerChild.start(variant, { keepAliveTimeout: 120_000, ...config })
+export async function inflightDrain(variant, { idle = 900, inflight = 100, endAfterMs = 1000, config = {}, giveUpMs = 8000, node } = {}) {
+  const child = await ServerChild.start(variant, { keepAliveTimeout: 120_000, ...config }, { node })
   let conns = []
   const busy = []
   try {
     conns = (await openIdleConnections(child.port, idle)).conns
-    const endAt = epoch() + 1500
+    const endAt = epoch() + 500 + endAfterMs
     for (let i = 0; i < inflight; i++) {
       const c = await RawConn.connect(child.port)
       if (c.error) throw new Error(`${variant}: in-flight connection refused`)
       c.get(`/until?at=${Math.round(endAt)}`)
       busy.push(c)
     }
-    await new Promise((r) => setTimeout(r, Math.max(0, endAt - 1000 - epoch())))
+    await new Promise((r) => setTimeout(r, Math.max(0, endAt - endAfterMs - epoch())))
     const sentAt = child.signal('SIGTERM')
     const closed = await child.whenClosed(giveUpMs)
     await Promise.all(busy.map((c) => c.until(() => c.closedAt !== null, 3000)))
@@ -219,7 +219,10 @@ export async function inflightDrain(variant, { idle = 900, inflight = 100, confi
     if (!closed) return { ms: null, completed, sentAt }
     // the last response's end as the server saw it; else (process gone before 'close') as the clients saw it
     const last = closed.lastFinish ?? Math.max(...busy.map((c) => c.responses[0]?.at ?? -Infinity))
-    return { ms: Number.isFinite(last) ? closed.doneAt - last : null, completed, exited: closed.closedAt === null }
+    // where the time goes: the clients' last response, the server's last FIN as they saw it
+    const clientLast = Math.max(...busy.map((c) => c.responses[0]?.at ?? -Infinity))
+    const finLast = Math.max(...busy.map((c) => c.endedAt ?? -Infinity))
+    return { ms: Number.isFinite(last) ? closed.doneAt - last : null, completed, exited: closed.closedAt === null, clientMs: clientLast - last, finMs: finLast - last, socketMs: closed.lastSocketClose == null ? null : closed.lastSocketClose - last, ourFinMs: closed.lastSocketFin - last, clientFinMs: closed.lastClientFin - last }
   } finally {
     for (const c of [...conns, ...busy]) c.destroy()
     await child.stop()

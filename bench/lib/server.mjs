@@ -280,10 +280,19 @@ const { server } = built
 // drain benchmarks hold thousands of sockets open for seconds: not reaped by Node's 5 s default
 if (config.keepAliveTimeout !== undefined) server.keepAliveTimeout = config.keepAliveTimeout
 let shutdownAt = null
+// when the server's last socket closed, as the server saw it (where the time to 'close' goes)
+let lastSocketClose = null
+let lastSocketFin = null // our FIN flushed (the socket's writable side finished)
+let lastClientFin = null // the client's FIN read
+server.on('connection', (socket) => {
+  socket.on('close', () => { lastSocketClose = epoch() })
+  socket.on('finish', () => { lastSocketFin = epoch() })
+  socket.on('end', () => { lastClientFin = epoch() })
+})
 server.on('close', () => {
   const at = epoch()
   const cpu = drainCpu && process.cpuUsage(drainCpu)
-  const result = { type: 'closed', at, signalAt, shutdownAt, lastFinish: lastFinish || null, cpuUs: cpu ? cpu.user + cpu.system : null }
+  const result = { type: 'closed', at, signalAt, shutdownAt, lastFinish: lastFinish || null, lastSocketClose, lastSocketFin, lastClientFin, cpuUs: cpu ? cpu.user + cpu.system : null }
   if (config.resultFile) writeFileSync(config.resultFile, JSON.stringify(result))
   send(result)
 })
@@ -312,11 +321,14 @@ const APP = /\/bench\/lib\/|\/node_modules\/(express|koa|fastify|router|find-my-
  * library comes before any frame of the app or framework (so Node internals and dependencies
  * that the library calls, like adding a listener, count for it; what the app calls does not).
  */
+let profileCpu = null
+
 function libraryShare(profile) {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]))
   const parent = new Map()
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
   const owner = new Map()
+  const frameOf = new Map()
   const ownerOf = (id) => {
     if (owner.has(id)) return owner.get(id)
     let o = 'other'
@@ -324,6 +336,13 @@ function libraryShare(profile) {
       const url = byId.get(x).callFrame.url
       if (LIBRARY.test(url)) {
         o = 'library'
+        const f = byId.get(x).callFrame
+        const leaf = byId.get(id).callFrame
+        // Node's EventEmitter emit that the library hands the event on to (the app's listeners run
+        // in it): it runs as well without the library, called by Node instead; it counts for Node
+        if (x !== id && parent.get(id) === x && leaf.functionName === 'emit' && leaf.url === 'node:events') o = 'handoff'
+        // the library's frame the sample counts for, and the leaf under it (Node's code it called)
+        frameOf.set(id, `${f.functionName || '(anonymous)'} ${f.url.split('/').pop()}:${f.lineNumber + 1}${x === id ? '' : ` → ${leaf.functionName || '(anonymous)'}`}`)
         break
       }
       if (APP.test(url)) {
@@ -334,16 +353,32 @@ function libraryShare(profile) {
     owner.set(id, o)
     return o
   }
+  // Samples are counted, not weighted by their time deltas: on a shared machine a sample's delta
+  // includes the time the process was descheduled, which lands on whatever code was running. The
+  // library's CPU time is its share of the samples that were on the CPU (all but '(idle)') times
+  // the CPU the process used meanwhile (process.cpuUsage()). `share` stays the share of the busy
+  // CPU (JS and Node code, without '(program)' and GC), as before.
   let busy = 0
   let library = 0
-  profile.samples.forEach((id, i) => {
-    const dt = profile.timeDeltas[i] ?? 0
+  let handoff = 0
+  let onCpu = 0
+  const frames = new Map()
+  for (const id of profile.samples) {
     const name = byId.get(id).callFrame.functionName
-    if (name === '(idle)' || name === '(program)' || name === '(garbage collector)') return
-    busy += dt
-    if (ownerOf(id) === 'library') library += dt
-  })
-  return { share: busy > 0 ? library / busy : 0, libraryUs: library, busyUs: busy }
+    if (name !== '(idle)') onCpu++
+    if (name === '(idle)' || name === '(program)' || name === '(garbage collector)') continue
+    busy++
+    const o = ownerOf(id)
+    if (o === 'handoff') handoff++
+    if (o === 'library') {
+      library++
+      const f = frameOf.get(id)
+      frames.set(f, (frames.get(f) ?? 0) + 1)
+    }
+  }
+  const usPerSample = (profileCpu ?? 0) / Math.max(1, onCpu)
+  const top = [...frames].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([f, n]) => [f, n * usPerSample])
+  return { share: busy > 0 ? library / busy : 0, libraryUs: library * usPerSample, handoffUs: handoff * usPerSample, busyUs: busy * usPerSample, top }
 }
 process.on('message', async (msg) => {
   if (msg?.cmd === 'cpu-start') {
@@ -359,8 +394,11 @@ process.on('message', async (msg) => {
   } else if (msg?.cmd === 'profile-start') {
     profiler ??= await startProfiler()
     await profiler.post('Profiler.start')
+    profileCpu = process.cpuUsage()
     send({ type: 'profile-started' })
   } else if (msg?.cmd === 'profile-stop') {
+    const d = process.cpuUsage(profileCpu)
+    profileCpu = d.user + d.system
     const { profile } = await profiler.post('Profiler.stop')
     send({ type: 'profile', ...libraryShare(profile) })
   } else if (msg?.cmd === 'shutdown') {

@@ -33,6 +33,11 @@ function isRequestEvent(event: string | symbol): boolean {
   return event === 'request' || event === 'checkContinue' || event === 'checkExpectation'
 }
 
+/** The own emit the server had before quiesce's, if any (fixed once the dispatch is installed). */
+export function ownBaseEmit(server: object): Emit | undefined {
+  return (server as Dispatching)[kEmitBase]
+}
+
 /** The emit a server would use without quiesce: an own one set before us, else its class's (read at call time). */
 export function baseEmit(server: object): Emit {
   const s = server as Dispatching
@@ -78,7 +83,9 @@ export function installDispatch(server: AnyServer, dispatcher: Dispatcher, captu
   const s = server as Dispatching
   s[kDispatcher] = dispatcher
   const ownEmit = Object.getOwnPropertyDescriptor(s, 'emit')
-  if (ownEmit !== undefined && typeof ownEmit.value === 'function') s[kEmitBase] = ownEmit.value as Emit
+  // always an own property (undefined when there is none): a missing symbol would be looked up
+  // along the server's whole prototype chain on every event
+  s[kEmitBase] = ownEmit !== undefined && typeof ownEmit.value === 'function' ? (ownEmit.value as Emit) : undefined
   s.emit = dispatchingEmit as Emit
   const rejectionsBefore = captureListenerRejections ? captureRejections(s) : null
   if (captureListenerRejections) s[kRejection] = onListenerRejection

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
+import { performance } from 'node:perf_hooks'
 import type { Duplex } from 'node:stream'
 import { ClientClosedError, ResponseDestroyedError } from '../errors.js'
 import { guardDrainingHeaders, hasCloseMarker, isUpgraded, setCloseMarker } from './node.js'
@@ -9,55 +10,87 @@ import { idleAt, now, type DrainSite } from './site.js'
 
 /** Per-socket bookkeeping lives on the socket under this key: no WeakMap lookups on the request path. */
 const kSocketState = Symbol.for('quiesce.socket')
-/** Marks a response whose request must not reach its handler (it arrived after the close was announced). */
-const kRefused = Symbol.for('quiesce.refused')
-/** When a tracked response's request started: for the report's age of a forced request (D6). */
-const kStartedAt = Symbol('quiesce.started-at')
-/** A reuse within this many ms of the previous answer marks a busy client (D1); longer is think time. */
+/**
+ * A tracked response carries one own property: when its request started (for the report's age of
+ * a forced request, D6), or REFUSED for one whose request must not reach its handler (it arrived
+ * after the close was announced). One own property, always present once tracked: a framework that
+ * swaps the response's prototype (Express) makes every missing-property lookup walk the chain.
+ */
+const kTracked = Symbol.for('quiesce.tracked')
+const REFUSED = -1
+/** A reuse within this many ms of the previous answer marks a busy client (D1); longer is think time (on a server that does not lag). */
 const REUSE_WINDOW = 150
+/** Reuse gaps are kept up to this (small integers); longer ones are think time whatever the lag. */
+const MAX_GAP = 10_000
+/** `bytesMark` of a socket none of whose responses has closed yet (no complete request seen). */
+const NO_MARK = -1
 
-interface SocketState {
+/** The clock of the request path: whole ms, rounded up (a later quiet start only ever closes later), kept as small integers. */
+const clock = (): number => (performance.now() | 0) + 1
+
+/**
+ * One socket's state: plain small integers and references, no array until a second request is in
+ * flight (pipelining), no per-request allocation.
+ */
+class SocketState {
   readonly sockets: Http1Sockets
   /** Requests dispatched on this socket whose response has not closed yet. */
-  pending: number
-  /** Requests dispatched on this socket since it was tracked. */
-  requests: number
+  pending = 0
   /** The newest dispatched response: the one that carries the `Connection: close` marker (D2). */
-  lastRes: ServerResponse | null
-  /** The responses in flight on this socket, oldest first (more than one only with pipelining). */
-  readonly responses: ServerResponse[]
-  /** When the socket last saw a request start or a response end. */
+  lastRes: ServerResponse | null = null
+  /** The oldest response in flight on this socket. */
+  first: ServerResponse | null = null
+  /** Responses in flight behind `first` (HTTP/1.1 pipelining), oldest first; created when needed. */
+  queued: ServerResponse[] | null = null
+  /** When the socket last saw a response end (or was accepted): its quiet time starts there (whole ms). */
   quietSince: number
-  /** `socket.bytesRead` when the last response ended: more means a next request has begun (D1). */
-  bytesMark: number
-  /** When the last response on this socket closed. */
-  respondedAt: number
-  /** How long the client took to send its latest request after the previous answer, when a busy client's (under REUSE_WINDOW); else 0. */
-  reuseGap: number
+  /** `socket.bytesRead` when the last response ended: more means a next request has begun (D1); NO_MARK before any. */
+  bytesMark = NO_MARK
+  /** 1 + how long the client took to send its latest request after the previous answer (whole ms, at most MAX_GAP); 0 before any reuse. */
+  reuseGap = 0
   /** Set once our FIN is sent: the end of the bounded linger (D2). 0 = not closing. */
-  lingerUntil: number
+  lingerUntil = 0
   /** `closeUpgraded` was called for this socket. */
-  upgradeNotified: boolean
+  upgradeNotified = false
   /** quiesce destroyed it at the deadline: its unfinished requests were cut, not left by their client. */
-  forced: boolean
+  forced = false
+
+  constructor(sockets: Http1Sockets, t: number) {
+    this.sockets = sockets
+    this.quietSince = t
+  }
+
+  /** The responses in flight, oldest first (a copy). */
+  responses(): ServerResponse[] {
+    if (this.first === null) return []
+    return this.queued === null ? [this.first] : [this.first, ...this.queued]
+  }
 }
 
+export type { SocketState }
+
 type H1Socket = Socket & { [kSocketState]?: SocketState }
-type TrackedResponse = ServerResponse & { [kStartedAt]?: number; [kRefused]?: true }
+type TrackedResponse = ServerResponse & { [kTracked]?: number }
 
 /**
  * D1's quiet time for one socket: `idleGrace`, or, for a busy client (one that reused this socket
  * within 150 ms of its previous answer), three times the gap it took then (so at most 450 ms).
  * Behind a loaded proxy or on a loaded machine a busy client can take longer than `idleGrace` to
- * send its next request; it must not be taken for idle at that moment.
+ * send its next request; it must not be taken for idle at that moment. When the server itself is
+ * slow (`lag`: how late its own event loop runs during the drain), everything takes longer by as
+ * much: the window that tells a busy client from think time widens by three times the lag, and
+ * the quiet time grows by the lag (a socket never reused keeps `idleGrace`). On a loaded machine (`slowdown`: load average per core, above
+ * 1) clients sharing its cores come back later by that factor: the window stretches by it.
  */
-function graceOf(state: SocketState, idleGrace: number): number {
-  return Math.max(idleGrace, 3 * state.reuseGap)
+function graceOf(state: SocketState, idleGrace: number, lag: number, slowdown: number): number {
+  if (state.reuseGap === 0) return idleGrace // never reused: an idle socket, whatever the server's lag
+  const gap = state.reuseGap - 1
+  return gap < REUSE_WINDOW * slowdown + 3 * lag ? Math.max(idleGrace, 3 * gap) + lag : idleGrace
 }
 
 /** A socket with no complete request yet: new, or a next request's first bytes have arrived (D5). */
 function awaitingRequest(socket: Socket, state: SocketState): boolean {
-  return state.requests === 0 || socket.bytesRead !== state.bytesMark
+  return state.bytesMark === NO_MARK || socket.bytesRead !== state.bytesMark
 }
 
 /** One server's HTTP/1 sockets (the TLS socket on https servers) and the requests on them (D1–D3, D5, D10). */
@@ -72,15 +105,12 @@ export class Http1Sockets {
   }
 
   static refused(res: object): boolean {
-    return (res as TrackedResponse)[kRefused] === true
+    return (res as TrackedResponse)[kTracked] === REFUSED
   }
 
   adopt(socket: H1Socket): SocketState {
-    const t = now()
-    const state: SocketState = {
-      sockets: this, pending: 0, requests: 0, lastRes: null, responses: [], quietSince: t, bytesMark: 0,
-      respondedAt: t, reuseGap: 0, lingerUntil: 0, upgradeNotified: false, forced: false,
-    }
+    const t = clock()
+    const state = new SocketState(this, t)
     socket[kSocketState] = state
     this.sockets.add(socket)
     socket.on('close', onSocketClose)
@@ -95,31 +125,32 @@ export class Http1Sockets {
    */
   track(req: IncomingMessage, res: ServerResponse): boolean {
     const tracked = res as TrackedResponse
-    if (tracked[kStartedAt] !== undefined) return false
+    if (tracked[kTracked] !== undefined) return false
     const socket = req.socket as H1Socket
     const state = socket[kSocketState] ?? this.adopt(socket)
-    const t = now()
-    tracked[kStartedAt] = t
     // A request that arrives after our FIN can never be answered on this socket: its handler
     // must not run (D2). Until the FIN, every dispatched request is served and answered, even
     // one behind a response whose header already said `Connection: close`: the socket closes
     // only after the last one.
     if (state.lingerUntil !== 0) {
-      tracked[kRefused] = true
+      tracked[kTracked] = REFUSED
       return true
     }
+    const t = clock()
+    tracked[kTracked] = t
     // a client that reuses its socket at once is a busy one: remember how fast it is, so
     // that a lagging one (a loaded proxy, a loaded machine) is not taken for idle (D1)
-    if (state.requests > 0 && state.pending === 0) {
-      const gap = t - state.respondedAt
-      state.reuseGap = gap < REUSE_WINDOW ? gap : 0
-    }
+    if (state.pending === 0) {
+      if (state.bytesMark !== NO_MARK) {
+        // kept as measured (graceOf decides, with the server's lag, whether it was a busy client's)
+        const gap = t - state.quietSince
+        state.reuseGap = (gap < MAX_GAP ? gap : MAX_GAP) + 1
+      }
+      state.first = res
+    } else (state.queued ??= []).push(res)
     const prev = state.lastRes
     state.pending++
-    state.requests++
     state.lastRes = res
-    state.quietSince = t
-    state.responses.push(res)
     this.inflight++
     res.on('close', onResponseClose)
     if (this.#site.host.isDraining) {
@@ -139,27 +170,27 @@ export class Http1Sockets {
       if (state === undefined) continue
       const res = state.lastRes
       if (res !== null && !res.headersSent) setCloseMarker(res, true)
-      for (const r of state.responses) guardDrainingHeaders(r, retryAfter)
+      if (state.first !== null) guardDrainingHeaders(state.first, retryAfter)
+      if (state.queued !== null) for (const r of state.queued) guardDrainingHeaders(r, retryAfter)
     }
   }
 
   /** The response closed (finished, or its client left). */
   responseClosed(res: ServerResponse, socket: H1Socket, state: SocketState): void {
-    const responses = state.responses
     // responses close in order; one whose client left may close out of turn; one finalised at
     // its socket's close (pipelined, see socketClosed) closes no more
-    if (responses[0] === res) responses.shift()
+    const queued = state.queued
+    if (state.first === res) state.first = queued === null || queued.length === 0 ? null : (queued.shift() as ServerResponse)
     else {
-      const i = responses.indexOf(res)
+      const i = queued === null ? -1 : queued.indexOf(res)
       if (i === -1) return
-      responses.splice(i, 1)
+      ;(queued as ServerResponse[]).splice(i, 1)
     }
     this.inflight--
     state.pending--
     if (state.lastRes === res) state.lastRes = null
     const host = this.#site.host
-    const t = now()
-    state.respondedAt = t
+    const t = clock()
     state.quietSince = t
     state.bytesMark = socket.bytesRead
     if (!res.writableFinished) {
@@ -177,7 +208,7 @@ export class Http1Sockets {
     if (state.pending === 0 && !socket.destroyed) {
       // our marker said `Connection: close` (drain, 503): close now, gracefully (D2)
       if (hasCloseMarker(res)) this.closeGracefully(socket, state)
-      else if (this.#site.listenerClosedAt !== 0) this.#site.scheduleSweep(t + graceOf(state, host.options.idleGrace))
+      else if (this.#site.listenerClosedAt !== 0) this.#site.scheduleSweep(t + graceOf(state, host.options.idleGrace, this.#site.lag(), this.#site.slowdown()))
     }
   }
 
@@ -187,14 +218,14 @@ export class Http1Sockets {
    */
   socketClosed(socket: H1Socket, state: SocketState): void {
     this.sockets.delete(socket)
-    if (state.responses.length === 0) return
-    for (const res of [...state.responses]) this.responseClosed(res, socket, state)
+    if (state.first === null) return
+    for (const res of state.responses()) this.responseClosed(res, socket, state)
   }
 
   /** FIN, then keep reading (and refusing) for a bounded linger: the client reads the whole response before any RST (D2). */
   closeGracefully(socket: H1Socket, state: SocketState): void {
     if (state.lingerUntil !== 0 || socket.destroyed) return
-    state.lingerUntil = now() + this.#site.host.options.linger
+    state.lingerUntil = clock() + this.#site.host.options.linger
     socket.end()
     this.#site.scheduleSweep(state.lingerUntil)
   }
@@ -208,6 +239,8 @@ export class Http1Sockets {
   sweep(t: number): { next: number; busy: boolean } {
     const { host, listenerClosedAt } = this.#site
     const o = host.options
+    const lag = this.#site.lag()
+    const slowdown = listenerClosedAt === 0 ? 1 : this.#site.slowdown()
     let next = Infinity
     let busy = false
     for (const socket of this.sockets) {
@@ -231,7 +264,7 @@ export class Http1Sockets {
       }
       if (state.pending > 0) continue
       const headers = awaitingRequest(socket, state)
-      const until = idleAt(state.quietSince, listenerClosedAt, headers ? o.headerGrace : graceOf(state, o.idleGrace))
+      const until = idleAt(state.quietSince, listenerClosedAt, headers ? o.headerGrace : graceOf(state, o.idleGrace, lag, slowdown))
       if (t < until) {
         next = Math.min(next, until)
         busy ||= !headers
@@ -267,7 +300,7 @@ export class Http1Sockets {
   /** D6, `abortGrace` before the deadline: every request still running has its signal aborted. */
   abortInFlight(reason: () => Error): void {
     for (const socket of this.sockets) {
-      for (const res of (socket[kSocketState] as SocketState).responses) abortRequestSignal(res.req, reason)
+      for (const res of (socket[kSocketState] as SocketState).responses()) abortRequestSignal(res.req, reason)
     }
   }
 
@@ -278,9 +311,9 @@ export class Http1Sockets {
     for (const socket of this.sockets) {
       if (socket.destroyed) continue
       const state = socket[kSocketState] as SocketState
-      for (const res of state.responses as TrackedResponse[]) {
+      for (const res of state.responses() as TrackedResponse[]) {
         if (res.writableFinished) continue
-        host.forced({ kind: 'request', method: res.req.method ?? '?', url: res.req.url ?? '?', ageMs: Math.round(t - (res[kStartedAt] ?? t)), protocol: 'http/1.1' })
+        host.forced({ kind: 'request', method: res.req.method ?? '?', url: res.req.url ?? '?', ageMs: Math.round(t - (res[kTracked] ?? t)), protocol: 'http/1.1' })
       }
     }
     for (const socket of this.sockets) {

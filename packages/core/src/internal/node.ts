@@ -32,7 +32,9 @@ export function setCloseMarker(res: object, on: boolean): void {
 }
 
 export function hasCloseMarker(res: object): boolean {
-  return (res as Markable)[kOwnMarker] === true && (res as Markable).maxRequestsOnConnectionReached === true
+  // the public field first: an own property of every response, false unless marked, so the
+  // symbol (missing on most responses: a walk up a framework's swapped prototypes) is read only when it is
+  return (res as Markable).maxRequestsOnConnectionReached === true && (res as Markable)[kOwnMarker] === true
 }
 
 /**

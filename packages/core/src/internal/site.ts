@@ -34,6 +34,17 @@ export interface DrainSite {
   readonly drainStartedAt: number
   /** Asks for a sweep at `at` (performance.now() ms) at the latest. */
   scheduleSweep(at: number): void
+  /**
+   * How late this process's own event loop runs, in ms, measured only while draining (0 before):
+   * on a slow server (a loaded machine, a CPU hog next to it) a busy client's next request comes
+   * back that much later, and must not be taken for idle meanwhile (D1).
+   */
+  lag(): number
+  /**
+   * How much slower than an idle machine everything on this machine runs, as far as the server can
+   * tell (1: not loaded): clients on the same machine, or sharing its cores, answer that much later.
+   */
+  slowdown(): number
 }
 
 /**

@@ -1,7 +1,9 @@
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
+import os from 'node:os'
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import type { AnyServer } from '../types.js'
-import { baseEmit, dispatcherOf, installDispatch, type Dispatcher, type Emit } from './dispatch.js'
+import { dispatcherOf, installDispatch, ownBaseEmit, type Dispatcher, type Emit } from './dispatch.js'
 import { Http1Sockets } from './http1.js'
 import { Http2Sessions } from './http2.js'
 import { guardDrainingHeaders, holdIdleClose, nodeCloseAll, nodeCloseIdle, rawSocketOf } from './node.js'
@@ -10,6 +12,13 @@ import { now, type AnyRequest, type AnyResponse, type DrainSite, type TrackerHos
 import { SweepTimer } from './sweep.js'
 
 export { assertUndrained } from './dispatch.js'
+
+/** The event-loop delay monitor's sampling interval while draining (ms). */
+const LAG_RESOLUTION = 10
+/** The lag allowance is bounded: a stalled process cannot hold idle sockets open for long (D14). */
+const LAG_CAP = 1000
+/** A loaded machine stretches the busy-client window at most this many times (150 ms → 1.2 s). */
+const SLOWDOWN_CAP = 8
 export type { TrackerHost } from './site.js'
 
 export interface TrackerOptions {
@@ -44,9 +53,13 @@ export class Tracker implements DrainSite, Dispatcher {
   readonly #gate: boolean
   readonly #sweeper: SweepTimer
   readonly #removeDispatch: () => void
+  /** The server's own emit from before quiesce (another library's wrapper), else undefined: the class's, read per event. */
+  readonly #ownBase: Emit | undefined
   #closedWaiters: Array<() => void> = []
   #releaseIdleClose: (() => void) | null = null
   #detached = false
+  /** This process's event-loop delay, sampled only while draining (D15: nothing runs while serving). */
+  #delay: IntervalHistogram | null = null
 
   /** A controller (of any copy of quiesce) drains `server` (D20: one per server). */
   static drained(server: object): boolean {
@@ -67,6 +80,7 @@ export class Tracker implements DrainSite, Dispatcher {
     this.http2 = new Http2Sessions(this)
     this.#sweeper = new SweepTimer(this.#walk)
     this.#removeDispatch = installDispatch(server, this, options.gate)
+    this.#ownBase = ownBaseEmit(server)
     const s = server as HttpServer
     s.on('listening', this.#onListening)
     s.on('close', this.#onClose)
@@ -105,6 +119,32 @@ export class Tracker implements DrainSite, Dispatcher {
     this.#releaseIdleClose?.()
     this.#releaseIdleClose = null
     this.#sweeper.stop()
+    this.#stopLagMonitor()
+  }
+
+  /**
+   * How late this process's event loop has run since the drain started, in ms (0 when not
+   * draining): the worst delay past the sampling interval, at most LAG_CAP. A slow server sees a
+   * busy client's next request that much later (D1).
+   */
+  lag(): number {
+    const h = this.#delay
+    if (h === null || h.count === 0) return 0
+    return Math.min(LAG_CAP, Math.max(0, Math.round(h.max / 1e6 - LAG_RESOLUTION)))
+  }
+
+  /**
+   * The machine's load: the 1-minute load average per core, from 1 (or no figure, as on Windows)
+   * up to SLOWDOWN_CAP. Read only by the drain's sweep, never on the request path.
+   */
+  slowdown(): number {
+    const perCore = (os.loadavg()[0] ?? 0) / (os.availableParallelism?.() ?? os.cpus().length)
+    return Number.isFinite(perCore) ? Math.min(SLOWDOWN_CAP, Math.max(1, perCore)) : 1
+  }
+
+  #stopLagMonitor(): void {
+    this.#delay?.disable()
+    this.#delay = null
   }
 
   scheduleSweep(at: number): void {
@@ -122,6 +162,7 @@ export class Tracker implements DrainSite, Dispatcher {
   #onClose = (): void => {
     this.closed = true
     this.#sweeper.clear()
+    this.#stopLagMonitor()
     const waiters = this.#closedWaiters
     this.#closedWaiters = []
     for (const w of waiters) w()
@@ -157,7 +198,7 @@ export class Tracker implements DrainSite, Dispatcher {
   /** One request event from Node: tracked, gated on bare Node, then handed to the app's listeners. */
   dispatch(event: string | symbol, req: AnyRequest, res: AnyResponse): boolean {
     const server = this.server
-    const base = baseEmit(server)
+    const base = this.#base()
     // HTTP/2 streams are counted from 'stream'; an HTTP/1 response seen before (an app's
     // 'checkContinue' listener emitting 'request' for it) is not tracked or gated twice
     const first = req.httpVersionMajor === 2 ? this.#trackH2(res) : this.http1.track(req as IncomingMessage, res as ServerResponse)
@@ -167,11 +208,19 @@ export class Tracker implements DrainSite, Dispatcher {
     if (verdict === true) return this.#emit(base, event, req, res)
     if (verdict !== false) {
       verdict.then(
-        (ok) => { if (ok) this.#emit(baseEmit(server), event, req, res) },
+        (ok) => { if (ok) this.#emit(this.#base(), event, req, res) },
         (err: unknown) => this.host.handlerFailed(err, req, res),
       )
     }
     return true
+  }
+
+  /**
+   * The emit the server would use without quiesce: its own one from before us, else its class's,
+   * read at each call (a wrapper put on `http.Server.prototype.emit` later, OpenTelemetry's, runs).
+   */
+  #base(): Emit {
+    return this.#ownBase ?? (Object.getPrototypeOf(this.server) as { emit: Emit }).emit
   }
 
   /** HTTP/2's compatibility API: the stream is counted from 'stream'; during a drain a 503 still gets Retry-After (D3). */
@@ -209,6 +258,10 @@ export class Tracker implements DrainSite, Dispatcher {
       this.#releaseIdleClose = holdIdleClose(this.server, () => this.scheduleSweep(now()))
     }
     this.drainStartedAt = now()
+    if (this.#delay === null && !this.closed) {
+      this.#delay = monitorEventLoopDelay({ resolution: LAG_RESOLUTION })
+      this.#delay.enable()
+    }
     this.http1.startDrain()
     this.http2.startDrain()
   }
