@@ -142,7 +142,7 @@ export class Watch {
 /** Resolves with the promise's outcome, or with `{ hung: true }` after `ms` (the watchdog: a hang fails the property instead of the test timing out). */
 export async function within<T>(p: Promise<T>, ms: number): Promise<{ hung: false; value: T } | { hung: false; error: unknown } | { hung: true }> {
   let timer: NodeJS.Timeout | undefined
-  const watchdog = new Promise<{ hung: true }>((resolve) => { timer = setTimeout(() => resolve({ hung: true }), ms) })
+  const watchdog = new Promise<{ hung: true }>((resolve) => { timer = setTimeout(() => resolve({ hung: true }), Math.min(ms, MAX_TIMER)) })
   try {
     return await Promise.race([p.then((value) => ({ hung: false as const, value }), (error: unknown) => ({ hung: false as const, error })), watchdog])
   } finally {

@@ -180,7 +180,8 @@ describe.each(targets)('$name', (target) => {
         let created: Awaited<ReturnType<typeof entry.create>> | undefined
         let error: unknown
         try {
-          created = await entry.create({ signals: false, [name]: value })
+          // readinessDelay is bounded by timeout too (D14, meaningless together): give it room
+          created = await entry.create({ signals: false, ...(name === 'readinessDelay' ? { timeout: MAX_TIMER } : {}), [name]: value })
         } catch (err) {
           error = err
         }
@@ -296,7 +297,8 @@ describe.each(targets)('$name', (target) => {
             watch.stop()
             const context = `pause({ mode: 'hold', maxWait: ${show(maxWait)} }) after ${Math.round(performance.now() - t0)} ms`
             expect(watch.overflowWarnings, `${context}: no TimeoutOverflowWarning`).toBe(0)
-            expect(cpu.share, `${context}: the CPU did not spin`).toBeLessThan(0.9)
+            // a CPU share over a few ms is noise, not a spin (as in checkDrain: windows over 200 ms only)
+            if (cpu.wallMs > 200) expect(cpu.share, `${context}: the CPU did not spin`).toBeLessThan(0.9)
             if (wait <= 300) {
               expect(r.hung, `${context}: the held request was answered by maxWait`).toBe(false)
               expect(held.reply.status, `${context}: 503`).toBe(503)

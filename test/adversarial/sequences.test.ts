@@ -272,7 +272,8 @@ async function runScenario(app: App, s: { ops: Op[]; duringDrain: 'close' | 'rej
       if (h.registeredBeforeDrain) expect(h.runs, `${h.kind} ${h.name}, registered before the drain, ran`).toBe(1)
       if (h.runs === 1) expect(report.hooks.some((x) => x.name === h.name), `${h.name} in the report`).toBe(true)
     }
-    expect(report.ok, 'report.ok ⇔ nothing forced, no timeout, every hook ok').toBe(report.forced.length === 0 && !report.timedOut && report.hooks.every((h) => h.ok))
+    // revision 3 (D1, D9): reaching the deadline with only idle sockets left is ok
+    expect(report.ok, 'report.ok ⇔ nothing forced, every hook ok').toBe(report.forced.length === 0 && report.hooks.every((h) => h.ok))
 
     // stats() consistent, and at zero once closed
     const end = g.stats()

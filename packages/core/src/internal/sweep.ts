@@ -1,5 +1,7 @@
 import { now } from './site.js'
 
+const MAX_DELAY = 2 ** 31 - 1
+
 /**
  * A sweep that runs this many ms after it was queued followed a stall (a long callback earlier in
  * the same check phase): a next request that arrived meanwhile is still unread in the kernel, so
@@ -26,7 +28,8 @@ export class SweepTimer {
     if (this.#stopped || at >= this.#nextAt) return
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#nextAt = at
-    this.#timer = setTimeout(this.#afterPoll, Math.max(0, Math.ceil(at - now())))
+    // a grace or linger of up to 2^31−1 ms, counted from a moment already past: never more than a timer holds (D14)
+    this.#timer = setTimeout(this.#afterPoll, Math.min(MAX_DELAY, Math.max(0, Math.ceil(at - now()))))
     this.#timer.unref()
   }
 
