@@ -1,7 +1,5 @@
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import os from 'node:os'
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import type { AnyServer } from '../types.js'
 import { dispatcherOf, installDispatch, ownBaseEmit, type Dispatcher, type Emit } from './dispatch.js'
 import { Http1Sockets } from './http1.js'
@@ -9,16 +7,11 @@ import { Http2Sessions } from './http2.js'
 import { guardDrainingHeaders, holdIdleClose, nodeCloseAll, nodeCloseIdle, rawSocketOf } from './node.js'
 import { closeListener, closeListenerOnly, remoteOf, serverKind, type ServerKind } from './servers.js'
 import { now, type AnyRequest, type AnyResponse, type DrainSite, type TrackerHost } from './site.js'
+import { DrainLoad } from './load.js'
 import { SweepTimer } from './sweep.js'
 
 export { assertUndrained } from './dispatch.js'
 
-/** The event-loop delay monitor's sampling interval while draining (ms). */
-const LAG_RESOLUTION = 10
-/** The lag allowance is bounded: a stalled process cannot hold idle sockets open for long (D14). */
-const LAG_CAP = 1000
-/** A loaded machine stretches the busy-client window at most this many times (150 ms → 1.2 s). */
-const SLOWDOWN_CAP = 8
 export type { TrackerHost } from './site.js'
 
 export interface TrackerOptions {
@@ -58,8 +51,8 @@ export class Tracker implements DrainSite, Dispatcher {
   #closedWaiters: Array<() => void> = []
   #releaseIdleClose: (() => void) | null = null
   #detached = false
-  /** This process's event-loop delay, sampled only while draining (D15: nothing runs while serving). */
-  #delay: IntervalHistogram | null = null
+  /** How slow the process and machine are, sampled only while draining (D1, D15). */
+  readonly #load = new DrainLoad()
 
   /** A controller (of any copy of quiesce) drains `server` (D20: one per server). */
   static drained(server: object): boolean {
@@ -119,32 +112,15 @@ export class Tracker implements DrainSite, Dispatcher {
     this.#releaseIdleClose?.()
     this.#releaseIdleClose = null
     this.#sweeper.stop()
-    this.#stopLagMonitor()
+    this.#load.stop()
   }
 
-  /**
-   * How late this process's event loop has run since the drain started, in ms (0 when not
-   * draining): the worst delay past the sampling interval, at most LAG_CAP. A slow server sees a
-   * busy client's next request that much later (D1).
-   */
   lag(): number {
-    const h = this.#delay
-    if (h === null || h.count === 0) return 0
-    return Math.min(LAG_CAP, Math.max(0, Math.round(h.max / 1e6 - LAG_RESOLUTION)))
+    return this.#load.lag()
   }
 
-  /**
-   * The machine's load: the 1-minute load average per core, from 1 (or no figure, as on Windows)
-   * up to SLOWDOWN_CAP. Read only by the drain's sweep, never on the request path.
-   */
   slowdown(): number {
-    const perCore = (os.loadavg()[0] ?? 0) / (os.availableParallelism?.() ?? os.cpus().length)
-    return Number.isFinite(perCore) ? Math.min(SLOWDOWN_CAP, Math.max(1, perCore)) : 1
-  }
-
-  #stopLagMonitor(): void {
-    this.#delay?.disable()
-    this.#delay = null
+    return this.#load.slowdown()
   }
 
   scheduleSweep(at: number): void {
@@ -162,7 +138,7 @@ export class Tracker implements DrainSite, Dispatcher {
   #onClose = (): void => {
     this.closed = true
     this.#sweeper.clear()
-    this.#stopLagMonitor()
+    this.#load.stop()
     const waiters = this.#closedWaiters
     this.#closedWaiters = []
     for (const w of waiters) w()
@@ -258,10 +234,7 @@ export class Tracker implements DrainSite, Dispatcher {
       this.#releaseIdleClose = holdIdleClose(this.server, () => this.scheduleSweep(now()))
     }
     this.drainStartedAt = now()
-    if (this.#delay === null && !this.closed) {
-      this.#delay = monitorEventLoopDelay({ resolution: LAG_RESOLUTION })
-      this.#delay.enable()
-    }
+    if (!this.closed) this.#load.start()
     this.http1.startDrain()
     this.http2.startDrain()
   }
