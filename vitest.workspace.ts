@@ -22,7 +22,8 @@ export default [
   // merges, against the built declarations as a user gets them: `npm run build` first
   {
     test: {
-      name: 'types', include: ['test/types/**/*.test-d.ts'],
+      name: 'types',
+      include: ['test/types/**/*.test-d.ts'],
       typecheck: { enabled: true, only: true, include: ['test/types/**/*.test-d.ts'], tsconfig: './test/types/tsconfig.json', ignoreSourceErrors: false },
     },
   },

@@ -15,7 +15,7 @@ import { epoch, openIdleConnections } from './lib/raw.mjs'
 import { table } from './lib/report.mjs'
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-export const hardLimit = () => Number(execFileSync('/bin/bash', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim())
+const hardLimit = () => Number(execFileSync('/bin/bash', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim())
 
 const CASES = [
   { key: 'bare', name: 'bare `server.close()` + `closeAllConnections()`', variant: 'bare', how: 'close-all' },
@@ -50,8 +50,10 @@ export async function bulkRows({ sizes, runs = 3, node, log = () => {} } = {}) {
   for (const n of usable) {
     const got = CASES.map(() => [])
     for (let r = 0; r < runs; r++) {
-      for (const [k, c] of (r % 2 ? [...CASES.entries()].reverse() : [...CASES.entries()])) got[k].push(await closeIdle(c, n, node, ulimit))
-      log(`  ${n}: run ${r + 1}: bare ${got[0].at(-1).ms?.toFixed(0)} ms / CPU ${got[0].at(-1).cpuMs?.toFixed(0)} ms, quiesce ${got[1].at(-1).ms?.toFixed(0)} ms / CPU ${got[1].at(-1).cpuMs?.toFixed(0)} ms`)
+      for (const [k, c] of r % 2 ? [...CASES.entries()].reverse() : [...CASES.entries()]) got[k].push(await closeIdle(c, n, node, ulimit))
+      log(
+        `  ${n}: run ${r + 1}: bare ${got[0].at(-1).ms?.toFixed(0)} ms / CPU ${got[0].at(-1).cpuMs?.toFixed(0)} ms, quiesce ${got[1].at(-1).ms?.toFixed(0)} ms / CPU ${got[1].at(-1).cpuMs?.toFixed(0)} ms`,
+      )
     }
     const sum = got.map((rs) => ({ ms: median(rs.map((x) => x.ms)), cpuMs: median(rs.map((x) => x.cpuMs)) }))
     const cpuRatios = got[1].map((q, i) => q.cpuMs / got[0][i].cpuMs)
@@ -63,8 +65,26 @@ export async function bulkRows({ sizes, runs = 3, node, log = () => {} } = {}) {
 const us = (ms, n) => `${((ms * 1000) / n).toFixed(1)} µs`
 export const bulkTable = ({ rows }) =>
   table(
-    ['idle sockets', 'bare: to close', 'bare: server CPU', 'quiesce: to close', 'quiesce: server CPU', 'CPU, quiesce / bare (median of paired runs)', 'wall, quiesce − bare', 'CPU per socket, bare / quiesce'],
-    rows.map((r) => [r.n.toLocaleString('en'), `${r.bare.ms.toFixed(0)} ms`, `${r.bare.cpuMs.toFixed(0)} ms`, `${r.quiesce.ms.toFixed(0)} ms`, `${r.quiesce.cpuMs.toFixed(0)} ms`, `${r.cpuRatio.toFixed(3)}×`, `${r.wallOver >= 0 ? '+' : ''}${r.wallOver.toFixed(0)} ms`, `${us(r.bare.cpuMs, r.n)} / ${us(r.quiesce.cpuMs, r.n)}`]),
+    [
+      'idle sockets',
+      'bare: to close',
+      'bare: server CPU',
+      'quiesce: to close',
+      'quiesce: server CPU',
+      'CPU, quiesce / bare (median of paired runs)',
+      'wall, quiesce − bare',
+      'CPU per socket, bare / quiesce',
+    ],
+    rows.map((r) => [
+      r.n.toLocaleString('en'),
+      `${r.bare.ms.toFixed(0)} ms`,
+      `${r.bare.cpuMs.toFixed(0)} ms`,
+      `${r.quiesce.ms.toFixed(0)} ms`,
+      `${r.quiesce.cpuMs.toFixed(0)} ms`,
+      `${r.cpuRatio.toFixed(3)}×`,
+      `${r.wallOver >= 0 ? '+' : ''}${r.wallOver.toFixed(0)} ms`,
+      `${us(r.bare.cpuMs, r.n)} / ${us(r.quiesce.cpuMs, r.n)}`,
+    ]),
   )
 
 /** Two panels (wall and CPU per socket against N, log scale of N), bare grey, quiesce green. Plain SVG. */
@@ -82,14 +102,21 @@ export function bulkSvg({ rows }, caption) {
     const X = (n) => ox + M.l + ((lx(n) - x0) / (x1 - x0)) * (PW - M.l - 10)
     const Y = (v) => M.t + PH - (v / yMax) * PH
     const out = [`<text x="${ox + M.l}" y="${M.t - 20}" class="t">${title}</text>`]
-    out.push(`<line x1="${ox + M.l}" y1="${M.t + PH}" x2="${ox + PW - 10}" y2="${M.t + PH}" stroke="#666"/><line x1="${ox + M.l}" y1="${M.t}" x2="${ox + M.l}" y2="${M.t + PH}" stroke="#666"/>`)
+    out.push(
+      `<line x1="${ox + M.l}" y1="${M.t + PH}" x2="${ox + PW - 10}" y2="${M.t + PH}" stroke="#666"/><line x1="${ox + M.l}" y1="${M.t}" x2="${ox + M.l}" y2="${M.t + PH}" stroke="#666"/>`,
+    )
     for (let i = 0; i <= 4; i++) {
       const v = (yMax * i) / 4
-      out.push(`<text x="${ox + M.l - 6}" y="${Y(v) + 4}" class="n" text-anchor="end">${v.toFixed(v < 10 ? 1 : 0)}</text><line x1="${ox + M.l}" y1="${Y(v)}" x2="${ox + PW - 10}" y2="${Y(v)}" stroke="#eee"/>`)
+      out.push(
+        `<text x="${ox + M.l - 6}" y="${Y(v) + 4}" class="n" text-anchor="end">${v.toFixed(v < 10 ? 1 : 0)}</text><line x1="${ox + M.l}" y1="${Y(v)}" x2="${ox + PW - 10}" y2="${Y(v)}" stroke="#eee"/>`,
+      )
     }
     for (const n of ns) out.push(`<text x="${X(n)}" y="${M.t + PH + 16}" class="n" text-anchor="middle">${n.toLocaleString('en')}</text>`)
     out.push(`<text x="${ox + M.l + (PW - M.l) / 2}" y="${M.t + PH + 34}" class="n" text-anchor="middle">idle sockets (log scale)</text>`)
-    for (const [key, colour] of [['bare', '#8795a1'], ['quiesce', '#1f7a6d']]) {
+    for (const [key, colour] of [
+      ['bare', '#8795a1'],
+      ['quiesce', '#1f7a6d'],
+    ]) {
       const pts = rows.map((r) => `${X(r.n).toFixed(1)},${Y(pick(r[key], r.n)).toFixed(1)}`)
       out.push(`<polyline fill="none" stroke="${colour}" stroke-width="2" points="${pts.join(' ')}"/>`)
       for (const p of pts) out.push(`<circle cx="${p.split(',')[0]}" cy="${p.split(',')[1]}" r="3" fill="${colour}"/>`)

@@ -30,7 +30,9 @@ export async function busyRows({ runs = 10, count = 1000, node, log = () => {} }
           await gone
         }
       }
-      log(`  ${hogged ? 'with' : 'without'} CPU hog, run ${i + 1}: failed ${got.at(-1).failed}, closed as idle ${got.at(-1).closedIdle}, ${got.at(-1).ms?.toFixed(0)} ms`)
+      log(
+        `  ${hogged ? 'with' : 'without'} CPU hog, run ${i + 1}: failed ${got.at(-1).failed}, closed as idle ${got.at(-1).closedIdle}, ${got.at(-1).ms?.toFixed(0)} ms`,
+      )
     }
     rows.push({
       name: hogged ? 'with a CPU hog on the machine' : 'without a CPU hog',
@@ -47,8 +49,24 @@ export async function busyRows({ runs = 10, count = 1000, node, log = () => {} }
 
 export const busyTable = (rows) =>
   table(
-    ['shutdown of 1,000 busy clients', 'runs', 'runs with failed requests', 'failed requests (per run)', 'closed as idle (per run)', 'to close (median)', 'answered during the drain (median)'],
-    rows.map((r) => [r.name, r.runs, `${r.failing} of ${r.runs}`, r.failed.join(', '), r.idle.join(', '), `${r.ms.toFixed(0)} ms`, Math.round(r.during).toLocaleString('en')]),
+    [
+      'shutdown of 1,000 busy clients',
+      'runs',
+      'runs with failed requests',
+      'failed requests (per run)',
+      'closed as idle (per run)',
+      'to close (median)',
+      'answered during the drain (median)',
+    ],
+    rows.map((r) => [
+      r.name,
+      r.runs,
+      `${r.failing} of ${r.runs}`,
+      r.failed.join(', '),
+      r.idle.join(', '),
+      `${r.ms.toFixed(0)} ms`,
+      Math.round(r.during).toLocaleString('en'),
+    ]),
   )
 
 if (import.meta.url === `file://${process.argv[1]}`) {

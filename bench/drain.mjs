@@ -7,12 +7,12 @@
 import { inflightDrain, median } from './lib/measure.mjs'
 import { table } from './lib/report.mjs'
 
-export const pct = (xs, q) => {
+const pct = (xs, q) => {
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]
 }
 
-export const SCENARIOS = [
+const SCENARIOS = [
   { name: '900 idle + 100 in-flight', idle: 900, inflight: 100 },
   { name: '20 in-flight alone', idle: 0, inflight: 20 },
 ]
@@ -51,8 +51,30 @@ export async function drainRows({ runs = 100, node, log = () => {} } = {}) {
 
 export const drainTable = (rows) =>
   table(
-    ['scenario', 'shutdowns', "to 'close': median", '90th pct', '99th pct', 'max', 'our last FIN flushed (median)', "the clients' last FIN read (median)", "client FIN → 'close' (median)", 'in-flight requests lost'],
-    rows.map((r) => [r.name, r.runs, `${r.median.toFixed(2)} ms`, `${r.p90.toFixed(2)} ms`, `${r.p99.toFixed(2)} ms`, `${r.max.toFixed(1)} ms`, `${r.ourFinMedian.toFixed(2)} ms`, `${r.clientFinMedian.toFixed(2)} ms`, `${r.afterClientFinMedian.toFixed(2)} ms`, r.failed]),
+    [
+      'scenario',
+      'shutdowns',
+      "to 'close': median",
+      '90th pct',
+      '99th pct',
+      'max',
+      'our last FIN flushed (median)',
+      "the clients' last FIN read (median)",
+      "client FIN → 'close' (median)",
+      'in-flight requests lost',
+    ],
+    rows.map((r) => [
+      r.name,
+      r.runs,
+      `${r.median.toFixed(2)} ms`,
+      `${r.p90.toFixed(2)} ms`,
+      `${r.p99.toFixed(2)} ms`,
+      `${r.max.toFixed(1)} ms`,
+      `${r.ourFinMedian.toFixed(2)} ms`,
+      `${r.clientFinMedian.toFixed(2)} ms`,
+      `${r.afterClientFinMedian.toFixed(2)} ms`,
+      r.failed,
+    ]),
   )
 
 if (import.meta.url === `file://${process.argv[1]}`) {

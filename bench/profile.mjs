@@ -41,7 +41,12 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const runs = Number(arg('--runs', 3))
   console.log(`quiesce's own code per request, Node ${nodeVersion(node)}, median of ${runs} processes`)
   const rows = await profileRows({ node, runs, log: (s) => console.log(s) })
-  console.log(table(['server', 'µs / request (median)', 'runs', 'share of busy CPU'], rows.map((r) => [r.name, r.us.toFixed(3), r.all.map((x) => x.toFixed(2)).join(', '), `${(r.share * 100).toFixed(1)} %`])))
+  console.log(
+    table(
+      ['server', 'µs / request (median)', 'runs', 'share of busy CPU'],
+      rows.map((r) => [r.name, r.us.toFixed(3), r.all.map((x) => x.toFixed(2)).join(', '), `${(r.share * 100).toFixed(1)} %`]),
+    ),
+  )
   for (const r of rows) {
     console.log(`\n${r.name}: where it goes (µs / request)`)
     for (const [f, us] of r.top) console.log(`  ${us.toFixed(3)}  ${f}`)

@@ -128,7 +128,19 @@ async function server(target) {
       // and once more a moment later: what the drain still held right at its end vs. what stays
       await new Promise((resolve) => setTimeout(resolve, 500))
       const later = snapshot()
-      send({ type: 'shutdown', id: m.id, report: { ok: report.ok, drainMs: report.drainMs, timedOut: report.timedOut, socketsClosedIdle: report.socketsClosedIdle, forced: report.forced.length }, after, later })
+      send({
+        type: 'shutdown',
+        id: m.id,
+        report: {
+          ok: report.ok,
+          drainMs: report.drainMs,
+          timedOut: report.timedOut,
+          socketsClosedIdle: report.socketsClosedIdle,
+          forced: report.forced.length,
+        },
+        after,
+        later,
+      })
       process.disconnect()
     }
   })
@@ -148,7 +160,10 @@ function intEnv(name, fallback) {
 async function main() {
   const total = intEnv('SOAK_REQUESTS', 1_000_000)
   const connections = Math.min(intEnv('SOAK_CONNECTIONS', 1000), total)
-  const targets = (process.env.SOAK_TARGETS ?? TARGETS.join(',')).split(',').map((s) => s.trim()).filter(Boolean)
+  const targets = (process.env.SOAK_TARGETS ?? TARGETS.join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
   for (const t of targets) if (!TARGETS.includes(t)) throw new Error(`unknown target ${t} (one of ${TARGETS.join(', ')})`)
   console.log(`# soak: ${total.toLocaleString('en')} keep-alive requests over ${connections.toLocaleString('en')} connections per target`)
   console.log(`node ${process.version}, ${os.cpus()[0]?.model ?? '?'} × ${os.availableParallelism()}, ${os.platform()} ${os.release()}\n`)
@@ -161,27 +176,45 @@ async function main() {
     console.error(`${target}: ${r.done} responses in ${(r.ms / 1000).toFixed(1)} s${r.problems.length ? ` — PROBLEMS: ${r.problems.join('; ')}` : ''}`)
   }
   const mb = (b) => (b / 1048576).toFixed(1)
-  const head = ['target', 'requests', 'req/s', 'heap under load at 10 % → 90 % (MB)', 'heap before → after load → after drain → 0.5 s later (MB)', 'RSS before → after load (MB)', 'inFlight after load / after drain', 'server listeners before → after', 'process listeners before → after', 'listeners per socket (early → end)', 'signals read', 'drain', 'problems']
+  const head = [
+    'target',
+    'requests',
+    'req/s',
+    'heap under load at 10 % → 90 % (MB)',
+    'heap before → after load → after drain → 0.5 s later (MB)',
+    'RSS before → after load (MB)',
+    'inFlight after load / after drain',
+    'server listeners before → after',
+    'process listeners before → after',
+    'listeners per socket (early → end)',
+    'signals read',
+    'drain',
+    'problems',
+  ]
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`]
   for (const r of rows) {
-    lines.push(`| ${[
-      r.target,
-      r.done.toLocaleString('en'),
-      Math.round(r.done / (r.ms / 1000)).toLocaleString('en'),
-      r.at10 && r.at90 ? `${mb(r.at10.heapUsed)} → ${mb(r.at90.heapUsed)}` : '—',
-      `${mb(r.before.heapUsed)} → ${mb(r.after.heapUsed)} → ${mb(r.drained.heapUsed)} → ${mb(r.later.heapUsed)}`,
-      `${mb(r.before.rss)} → ${mb(r.after.rss)}`,
-      `${r.after.stats.requestsInFlight} / ${r.drained.stats.requestsInFlight}`,
-      `${r.before.serverListeners} → ${r.after.serverListeners}`,
-      `${r.before.processListeners} → ${r.after.processListeners}`,
-      `${r.early.socketListenersMin}–${r.early.socketListenersMax} → ${r.after.socketListenersMin}–${r.after.socketListenersMax}`,
-      r.after.signalsRead.toLocaleString('en'),
-      `${r.report.ok ? 'ok' : 'NOT ok'}, ${r.report.drainMs} ms, ${r.report.socketsClosedIdle} idle closed`,
-      r.problems.length ? r.problems.join('; ') : 'none',
-    ].join(' | ')} |`)
+    lines.push(
+      `| ${[
+        r.target,
+        r.done.toLocaleString('en'),
+        Math.round(r.done / (r.ms / 1000)).toLocaleString('en'),
+        r.at10 && r.at90 ? `${mb(r.at10.heapUsed)} → ${mb(r.at90.heapUsed)}` : '—',
+        `${mb(r.before.heapUsed)} → ${mb(r.after.heapUsed)} → ${mb(r.drained.heapUsed)} → ${mb(r.later.heapUsed)}`,
+        `${mb(r.before.rss)} → ${mb(r.after.rss)}`,
+        `${r.after.stats.requestsInFlight} / ${r.drained.stats.requestsInFlight}`,
+        `${r.before.serverListeners} → ${r.after.serverListeners}`,
+        `${r.before.processListeners} → ${r.after.processListeners}`,
+        `${r.early.socketListenersMin}–${r.early.socketListenersMax} → ${r.after.socketListenersMin}–${r.after.socketListenersMax}`,
+        r.after.signalsRead.toLocaleString('en'),
+        `${r.report.ok ? 'ok' : 'NOT ok'}, ${r.report.drainMs} ms, ${r.report.socketsClosedIdle} idle closed`,
+        r.problems.length ? r.problems.join('; ') : 'none',
+      ].join(' | ')} |`,
+    )
   }
   console.log(lines.join('\n'))
-  console.log('\nheap: heapUsed after two full GCs in the server process (under load: at 10 % and 90 % of the requests, every connection busy; before: listening, no connection; after load: every connection still open and idle; after drain: shutdown() resolved, the load’s connections closed by it as idle). listeners per socket: min–max over the open sockets, fresh sockets after 10 requests each → the load’s sockets after all their requests.')
+  console.log(
+    '\nheap: heapUsed after two full GCs in the server process (under load: at 10 % and 90 % of the requests, every connection busy; before: listening, no connection; after load: every connection still open and idle; after drain: shutdown() resolved, the load’s connections closed by it as idle). listeners per socket: min–max over the open sockets, fresh sockets after 10 requests each → the load’s sockets after all their requests.',
+  )
   if (failed) process.exitCode = 1
 }
 
@@ -189,22 +222,26 @@ async function soak(target, total, connections) {
   const child = fork(self, ['--server', target], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const [ready] = await once(child, 'message')
   let ids = 0
-  const ask = (cmd) => new Promise((resolve) => {
-    const id = ++ids
-    const on = (m) => {
-      if (m.id !== id) return
-      child.off('message', on)
-      resolve(m)
-    }
-    child.on('message', on)
-    child.send({ cmd, id })
-  })
+  const ask = (cmd) =>
+    new Promise((resolve) => {
+      const id = ++ids
+      const on = (m) => {
+        if (m.id !== id) return
+        child.off('message', on)
+        resolve(m)
+      }
+      child.on('message', on)
+      child.send({ cmd, id })
+    })
   const before = await ask('snapshot')
   const problems = []
   const t0 = performance.now()
   const open = []
   // two snapshots under the same load (every connection busy): at 10 % and at 90 % of the requests
-  const marks = new Map([[Math.floor(total * 0.1), null], [Math.floor(total * 0.9), null]])
+  const marks = new Map([
+    [Math.floor(total * 0.1), null],
+    [Math.floor(total * 0.9), null],
+  ])
   const { done, errors } = await drive(ready.port, total, connections, open, (n) => {
     if (marks.has(n)) marks.set(n, ask('snapshot'))
   })
@@ -253,7 +290,9 @@ function drive(port, total, connections, keep, onResponse) {
     let errors = 0
     let open = 0
     const REQ = Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
-    const finish = () => { if (open === 0) resolve({ done, errors }) }
+    const finish = () => {
+      if (open === 0) resolve({ done, errors })
+    }
     for (let i = 0; i < connections; i++) {
       open++
       const s = net.connect(port, '127.0.0.1')
@@ -294,7 +333,9 @@ function drive(port, total, connections, keep, onResponse) {
           if (closed) return
         }
       })
-      s.on('error', () => { errors++ })
+      s.on('error', () => {
+        errors++
+      })
       s.on('close', () => {
         if (!closed) {
           closed = true

@@ -12,7 +12,12 @@ const STUCK_LIMIT_MS = 2000 // a bare close still pending after this is reported
 
 function get(port, agent) {
   return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, agent }, (res) => { res.resume(); res.on('end', resolve) }).on('error', reject)
+    http
+      .get({ host: '127.0.0.1', port, agent }, (res) => {
+        res.resume()
+        res.on('end', resolve)
+      })
+      .on('error', reject)
   })
 }
 
@@ -35,13 +40,13 @@ async function bareCycle(agent, preconnect) {
     await new Promise((r) => idle.connect(port, '127.0.0.1', r))
   }
   const t0 = performance.now()
-  const closed = await Promise.race([
-    new Promise((r) => server.close(() => r(true))),
-    new Promise((r) => setTimeout(r, STUCK_LIMIT_MS, false)),
-  ])
+  const closed = await Promise.race([new Promise((r) => server.close(() => r(true))), new Promise((r) => setTimeout(r, STUCK_LIMIT_MS, false))])
   const ms = performance.now() - t0
   idle?.destroy()
-  if (!closed) { server.closeAllConnections(); await new Promise((r) => server.close(r)) }
+  if (!closed) {
+    server.closeAllConnections()
+    await new Promise((r) => server.close(r))
+  }
   return { ms, closed }
 }
 

@@ -16,7 +16,11 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const strict = process.argv.includes('--strict')
 const known = JSON.parse(fs.readFileSync(path.join(root, 'scripts', 'unused-known.json'), 'utf8'))
 
-const r = spawnSync(path.join(root, 'node_modules', '.bin', 'knip'), ['--reporter', 'json', '--no-progress'], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 })
+const r = spawnSync(path.join(root, 'node_modules', '.bin', 'knip'), ['--reporter', 'json', '--no-progress'], {
+  cwd: root,
+  encoding: 'utf8',
+  maxBuffer: 64 << 20,
+})
 let report
 try {
   report = JSON.parse(r.stdout)
@@ -74,7 +78,9 @@ if (gone.length) {
   for (const g of gone) console.log(`  ${g}`)
 }
 if (fresh.length) {
-  console.error(`\n✗ ${fresh.length} new finding(s): unused exports, files or dependencies (fix them, or list them with a reason in scripts/unused-known.json):`)
+  console.error(
+    `\n✗ ${fresh.length} new finding(s): unused exports, files or dependencies (fix them, or list them with a reason in scripts/unused-known.json):`,
+  )
   for (const f of fresh) console.error(`  ${f}`)
 }
 if (fresh.length || (strict && stillKnown.length)) process.exit(1)

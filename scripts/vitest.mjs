@@ -12,7 +12,10 @@ const out = path.join(root, '.vitest-results', `results-${process.pid}.json`)
 fs.mkdirSync(path.dirname(out), { recursive: true })
 const args = process.argv.slice(2)
 const vitest = path.join(root, 'node_modules', 'vitest', 'vitest.mjs')
-const r = spawnSync(process.execPath, [vitest, 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${out}`, ...args], { cwd: root, stdio: 'inherit' })
+const r = spawnSync(process.execPath, [vitest, 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${out}`, ...args], {
+  cwd: root,
+  stdio: 'inherit',
+})
 
 // the projects that were asked for (all of them when none was named)
 const source = fs.readFileSync(path.join(root, 'vitest.workspace.ts'), 'utf8')

@@ -34,12 +34,18 @@ export class ServerChild {
     const execArgv = gc ? ['--expose-gc'] : []
     // a raised `ulimit -n` (bulk sockets): the child runs through a shell that raises it, then execs node
     const viaShell = ulimit > 0
-    c.proc = fork(viaShell ? '-c' : SERVER, viaShell ? [`ulimit -n ${ulimit} && exec "$0" ${execArgv.join(' ')} "$@"`, node, SERVER, variant, JSON.stringify({ ...config, resultFile })] : [variant, JSON.stringify({ ...config, resultFile })], {
-      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-      execPath: viaShell ? '/bin/bash' : node,
-      execArgv: viaShell ? [] : execArgv,
-      env: { ...process.env, NODE_ENV: 'production' },
-    })
+    c.proc = fork(
+      viaShell ? '-c' : SERVER,
+      viaShell
+        ? [`ulimit -n ${ulimit} && exec "$0" ${execArgv.join(' ')} "$@"`, node, SERVER, variant, JSON.stringify({ ...config, resultFile })]
+        : [variant, JSON.stringify({ ...config, resultFile })],
+      {
+        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+        execPath: viaShell ? '/bin/bash' : node,
+        execArgv: viaShell ? [] : execArgv,
+        env: { ...process.env, NODE_ENV: 'production' },
+      },
+    )
     live.add(c.proc)
     c.proc.stderr.on('data', (d) => {
       c.stderr = (c.stderr + d).slice(-4000)
@@ -58,7 +64,10 @@ export class ServerChild {
     const ready = await c.next('ready', 15_000)
     if (!ready) {
       c.kill()
-      const lines = c.stderr.split('\n').map((l) => l.trim()).filter(Boolean)
+      const lines = c.stderr
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean)
       const why = lines.find((l) => /^\w*Error\b/.test(l)) ?? lines.at(-1) ?? `exit ${c.exitCode}`
       throw new Error(`${variant} did not start: ${why}`)
     }

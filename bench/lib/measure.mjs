@@ -184,7 +184,12 @@ export async function busyDrain(variant, { count, loadMs = 500, trigger, config 
     if (closed) await Promise.all(busy.lanes.map((l) => l.conn.until(() => l.conn.closedAt !== null, 3000)))
     const s = busy.stats
     const report = closed && variant.includes('quiesce') ? await child.next('report', 1000) : null // quiesce's ShutdownReport counters
-    const out = { failed: s.failed, answeredDuringDrain: s.answered - answeredBefore, closeHeaders: s.closeHeaders, closedIdle: report?.socketsClosedIdle ?? null }
+    const out = {
+      failed: s.failed,
+      answeredDuringDrain: s.answered - answeredBefore,
+      closeHeaders: s.closeHeaders,
+      closedIdle: report?.socketsClosedIdle ?? null,
+    }
     if (!closed) return { ms: null, ...out }
     return { ms: closed.doneAt - (closed.shutdownAt ?? closed.signalAt ?? sentAt), cpuMs: closed.cpuUs == null ? null : closed.cpuUs / 1000, ...out }
   } finally {
@@ -222,7 +227,16 @@ export async function inflightDrain(variant, { idle = 900, inflight = 100, endAf
     // where the time goes: the clients' last response, the server's last FIN as they saw it
     const clientLast = Math.max(...busy.map((c) => c.responses[0]?.at ?? -Infinity))
     const finLast = Math.max(...busy.map((c) => c.endedAt ?? -Infinity))
-    return { ms: Number.isFinite(last) ? closed.doneAt - last : null, completed, exited: closed.closedAt === null, clientMs: clientLast - last, finMs: finLast - last, socketMs: closed.lastSocketClose == null ? null : closed.lastSocketClose - last, ourFinMs: closed.lastSocketFin - last, clientFinMs: closed.lastClientFin - last }
+    return {
+      ms: Number.isFinite(last) ? closed.doneAt - last : null,
+      completed,
+      exited: closed.closedAt === null,
+      clientMs: clientLast - last,
+      finMs: finLast - last,
+      socketMs: closed.lastSocketClose == null ? null : closed.lastSocketClose - last,
+      ourFinMs: closed.lastSocketFin - last,
+      clientFinMs: closed.lastClientFin - last,
+    }
   } finally {
     for (const c of [...conns, ...busy]) c.destroy()
     await child.stop()

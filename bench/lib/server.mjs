@@ -258,7 +258,10 @@ function fastifyRoutes(app, signals) {
     reply.raw.on('close', () => clearInterval(timer))
     reply.type('text/plain').send(body)
   })
-  for (const [path, pick] of [['/hang', 'deadline'], ['/wait', 'client']]) {
+  for (const [path, pick] of [
+    ['/hang', 'deadline'],
+    ['/wait', 'client'],
+  ]) {
     app.get(path, (request, reply) => {
       const signal = signals[pick]?.(request) ?? null
       signal?.addEventListener('abort', () => {
@@ -285,14 +288,30 @@ let lastSocketClose = null
 let lastSocketFin = null // our FIN flushed (the socket's writable side finished)
 let lastClientFin = null // the client's FIN read
 server.on('connection', (socket) => {
-  socket.on('close', () => { lastSocketClose = epoch() })
-  socket.on('finish', () => { lastSocketFin = epoch() })
-  socket.on('end', () => { lastClientFin = epoch() })
+  socket.on('close', () => {
+    lastSocketClose = epoch()
+  })
+  socket.on('finish', () => {
+    lastSocketFin = epoch()
+  })
+  socket.on('end', () => {
+    lastClientFin = epoch()
+  })
 })
 server.on('close', () => {
   const at = epoch()
   const cpu = drainCpu && process.cpuUsage(drainCpu)
-  const result = { type: 'closed', at, signalAt, shutdownAt, lastFinish: lastFinish || null, lastSocketClose, lastSocketFin, lastClientFin, cpuUs: cpu ? cpu.user + cpu.system : null }
+  const result = {
+    type: 'closed',
+    at,
+    signalAt,
+    shutdownAt,
+    lastFinish: lastFinish || null,
+    lastSocketClose,
+    lastSocketFin,
+    lastClientFin,
+    cpuUs: cpu ? cpu.user + cpu.system : null,
+  }
   if (config.resultFile) writeFileSync(config.resultFile, JSON.stringify(result))
   send(result)
 })
@@ -311,7 +330,8 @@ async function startProfiler() {
 }
 
 /** Where the code of the library under test lives: quiesce's builds, and the peers' packages. */
-const LIBRARY = /\/packages\/[a-z]+\/dist\/|\/@quiesce\/|\/node_modules\/(http-terminator|stoppable|@godaddy\/terminus|http-graceful-shutdown|close-with-grace|lightship)\/|\/\.cache\/lightship\.mjs/
+const LIBRARY =
+  /\/packages\/[a-z]+\/dist\/|\/@quiesce\/|\/node_modules\/(http-terminator|stoppable|@godaddy\/terminus|http-graceful-shutdown|close-with-grace|lightship)\/|\/\.cache\/lightship\.mjs/
 /** The app's own code and the frameworks it runs on. */
 const APP = /\/bench\/lib\/|\/node_modules\/(express|koa|fastify|router|find-my-way|avvio|light-my-request|@fastify\/[a-z-]+)\//
 
@@ -342,7 +362,10 @@ function libraryShare(profile) {
         // in it): it runs as well without the library, called by Node instead; it counts for Node
         if (x !== id && parent.get(id) === x && leaf.functionName === 'emit' && leaf.url === 'node:events') o = 'handoff'
         // the library's frame the sample counts for, and the leaf under it (Node's code it called)
-        frameOf.set(id, `${f.functionName || '(anonymous)'} ${f.url.split('/').pop()}:${f.lineNumber + 1}${x === id ? '' : ` → ${leaf.functionName || '(anonymous)'}`}`)
+        frameOf.set(
+          id,
+          `${f.functionName || '(anonymous)'} ${f.url.split('/').pop()}:${f.lineNumber + 1}${x === id ? '' : ` → ${leaf.functionName || '(anonymous)'}`}`,
+        )
         break
       }
       if (APP.test(url)) {
@@ -377,7 +400,10 @@ function libraryShare(profile) {
     }
   }
   const usPerSample = (profileCpu ?? 0) / Math.max(1, onCpu)
-  const top = [...frames].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([f, n]) => [f, n * usPerSample])
+  const top = [...frames]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 12)
+    .map(([f, n]) => [f, n * usPerSample])
   return { share: busy > 0 ? library / busy : 0, libraryUs: library * usPerSample, handoffUs: handoff * usPerSample, busyUs: busy * usPerSample, top }
 }
 process.on('message', async (msg) => {

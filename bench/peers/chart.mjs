@@ -23,7 +23,8 @@ function panel(y, title, note, bars, marks = []) {
   bars.forEach((b, i) => {
     const by = top + i * ROW
     parts.push(`<text x="${LABEL - 8}" y="${by + 14}" class="l" text-anchor="end"${b.key === 'quiesce' ? ' font-weight="bold"' : ''}>${esc(b.label)}</text>`)
-    if (b.value != null) parts.push(`<rect x="${LABEL}" y="${by + 3}" width="${Math.max(1, b.value * BAR).toFixed(1)}" height="${ROW - 6}" fill="${colour(b.key)}"/>`)
+    if (b.value != null)
+      parts.push(`<rect x="${LABEL}" y="${by + 3}" width="${Math.max(1, b.value * BAR).toFixed(1)}" height="${ROW - 6}" fill="${colour(b.key)}"/>`)
     parts.push(`<text x="${LABEL + (b.value ?? 0) * BAR + 6}" y="${by + 14}" class="v">${esc(b.text)}</text>`)
   })
   for (const m of marks) {
@@ -39,28 +40,36 @@ export function renderChart(r) {
   const panels = []
   if (Object.keys(r.scenarios ?? {}).length) {
     const n = r.rows.length
-    panels.push(['Contract scenarios passed', `D1–D7 and D10 as black-box runs over real sockets (${n} rows; "not offered" counts as not passed)`,
+    panels.push([
+      'Contract scenarios passed',
+      `D1–D7 and D10 as black-box runs over real sockets (${n} rows; "not offered" counts as not passed)`,
       libs.map((l) => {
         const k = r.rows.filter((row) => r.scenarios[row.id]?.[l.key]?.status === 'pass').length
         return { key: l.key, label: l.label, value: k / n, text: `${k} / ${n}` }
-      })])
+      }),
+    ])
   }
   if (r.overhead?.own) {
     const own = r.overhead.own
     const max = Math.max(0.5, ...Object.values(own).map((x) => x.usPerRequest))
-    panels.push(['Own code on the request path', 'µs of CPU per request spent in the library, from a V8 CPU profile inside the server (hello-world route)',
+    panels.push([
+      'Own code on the request path',
+      'µs of CPU per request spent in the library, from a V8 CPU profile inside the server (hello-world route)',
       libs.map((l) => {
         const x = own[l.key]
         if (!x) return { key: l.key, label: l.label, value: null, text: 'no library code' }
         return { key: l.key, label: l.label, value: x.usPerRequest / max, text: `${x.usPerRequest.toFixed(2)} µs (${(x.share * 100).toFixed(1)} %)` }
-      })])
+      }),
+    ])
   }
   if (r.drain) {
     const d = r.drain.libs
     const GIVE_UP = 8000
     // log scale, 0.1 ms … 8 s
     const at = (ms) => Math.max(0, Math.log10(Math.max(ms, 0.1) / 0.1) / Math.log10(GIVE_UP / 0.1))
-    panels.push(['Drain: last response → server close', '1,000 sockets + 100 in-flight requests ending together (log scale, 0.1 ms … 8 s)',
+    panels.push([
+      'Drain: last response → server close',
+      '1,000 sockets + 100 in-flight requests ending together (log scale, 0.1 ms … 8 s)',
       libs.map((l) => {
         const x = d[l.key]?.inflight
         if (!x || x.error) return { key: l.key, label: l.label, value: null, text: 'error' }
@@ -68,16 +77,20 @@ export function renderChart(r) {
         const cut = x.completed < 100 ? `, ${100 - x.completed} cut` : ''
         return { key: l.key, label: l.label, value: at(x.ms), text: `${x.ms < 10 ? Math.max(0, x.ms).toFixed(1) : Math.round(x.ms)} ms${cut}` }
       }),
-      [{ at: at(5), text: '5 ms' }]])
+      [{ at: at(5), text: '5 ms' }],
+    ])
   }
   if (r.memory) {
     const m = r.memory.libs
     const max = Math.max(...libs.map((l) => m[l.key]?.perConnection ?? 0))
-    panels.push(['Heap bytes per idle keep-alive connection', `${r.memory.connections.toLocaleString('en')} connections, after GC (Node's own share is the server.close() row)`,
+    panels.push([
+      'Heap bytes per idle keep-alive connection',
+      `${r.memory.connections.toLocaleString('en')} connections, after GC (Node's own share is the server.close() row)`,
       libs.map((l) => {
         const v = m[l.key]?.perConnection
         return { key: l.key, label: l.label, value: v == null ? null : v / max, text: v == null ? 'error' : `${Math.round(v).toLocaleString('en')} B` }
-      })])
+      }),
+    ])
   }
   let y = 36
   const body = []

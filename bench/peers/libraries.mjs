@@ -84,7 +84,7 @@ export const libraries = [
     variant: 'lightship',
     version: version('lightship'),
     setup:
-      "createLightship({ detectKubernetes: false, port: 0, shutdownDelay: 0, gracefulShutdownTimeout: timeout, shutdownHandlerTimeout: timeout }); lightship.registerShutdownHandler(() => terminator.terminate())",
+      'createLightship({ detectKubernetes: false, port: 0, shutdownDelay: 0, gracefulShutdownTimeout: timeout, shutdownHandlerTimeout: timeout }); lightship.registerShutdownHandler(() => terminator.terminate())',
     deadline: true,
   },
   {

@@ -18,7 +18,11 @@ import { libraries } from './libraries.mjs'
 import { renderResults } from './results.mjs'
 import { runScenario, scenarios, TIMEOUT_MS } from './scenarios.mjs'
 
-const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',') ?? null
+const only =
+  process.argv
+    .find((a) => a.startsWith('--only='))
+    ?.slice(7)
+    .split(',') ?? null
 const parts = only ?? ['scenarios', 'overhead', 'drain']
 const started = performance.now()
 const log = (s = '') => process.stdout.write(`${s}\n`)
@@ -86,7 +90,7 @@ if (parts.includes('overhead')) {
   const pairs = Object.fromEntries(servers.filter((x) => x.name !== 'bare').map((x) => [x.name, summary(x.name, 'bare')]))
   if (cpu.has('fastify+quiesce')) pairs['fastify+quiesce vs fastify'] = summary('fastify+quiesce', 'fastify')
   // the library's own share of the server's CPU, from a V8 profile inside the server: noise mostly cancels out
-  log('\n   …and each library\'s own share of the server\'s CPU (V8 CPU profile inside the server)')
+  log("\n   …and each library's own share of the server's CPU (V8 CPU profile inside the server)")
   const own = {}
   for (const l of libs) {
     if (l.key === 'bare' || l.key === 'fastify') continue
@@ -103,13 +107,21 @@ if (parts.includes('drain')) {
   results.drain = { idleSockets: IDLE, libs: {} }
   results.memory = { connections: IDLE, libs: {} }
   const cfg = { ...config, timeout: TIMEOUT_MS }
-  const firstLine = (err) => err.message.split('\n').find((l) => /Error|error/.test(l))?.trim() ?? err.message.split('\n')[0]
+  const firstLine = (err) =>
+    err.message
+      .split('\n')
+      .find((l) => /Error|error/.test(l))
+      ?.trim() ?? err.message.split('\n')[0]
   for (const l of libs) {
-    const idle = await idleDrain(l.variant, { count: IDLE, quietMs: 200, heap: true, trigger: 'SIGTERM', config: cfg }).catch((err) => ({ error: firstLine(err) }))
+    const idle = await idleDrain(l.variant, { count: IDLE, quietMs: 200, heap: true, trigger: 'SIGTERM', config: cfg }).catch((err) => ({
+      error: firstLine(err),
+    }))
     const inflight = await inflightDrain(l.variant, { config: cfg }).catch((err) => ({ error: firstLine(err) }))
     results.drain.libs[l.key] = { idle, inflight }
     results.memory.libs[l.key] = idle.error ? { error: idle.error } : { perConnection: idle.heapPerConnection }
-    log(`  ${l.label}: idle ${idle.error ?? `${idle.ms?.toFixed(0) ?? '—'} ms (server CPU ${idle.cpuMs?.toFixed(0) ?? '—'} ms), heap ${idle.heapPerConnection?.toFixed(0)} B/conn`}; after the last response ${inflight.error ?? `${inflight.ms?.toFixed(1) ?? '—'} ms (${inflight.completed}/100 completed)`}`)
+    log(
+      `  ${l.label}: idle ${idle.error ?? `${idle.ms?.toFixed(0) ?? '—'} ms (server CPU ${idle.cpuMs?.toFixed(0) ?? '—'} ms), heap ${idle.heapPerConnection?.toFixed(0)} B/conn`}; after the last response ${inflight.error ?? `${inflight.ms?.toFixed(1) ?? '—'} ms (${inflight.completed}/100 completed)`}`,
+    )
   }
 }
 

@@ -119,7 +119,10 @@ export const scenarios = [
       await drainStart(child)
       await sleep(50)
       const b = await RawConn.connect(port)
-      if (b.error) return { D4: b.error.code === 'ECONNREFUSED' ? pass('refused (ECONNREFUSED): the client can retry elsewhere') : fail(`connect failed: ${b.error.code}`) }
+      if (b.error)
+        return {
+          D4: b.error.code === 'ECONNREFUSED' ? pass('refused (ECONNREFUSED): the client can retry elsewhere') : fail(`connect failed: ${b.error.code}`),
+        }
       const r = await get(b, '/', 1, 3000)
       b.destroy()
       a.destroy()
@@ -215,7 +218,11 @@ export const scenarios = [
       const closed = await child.whenClosed(GIVE_UP_MS)
       if (!closed) return { 'D7-stream': fail(`complete; server ${stillOpen}`) }
       const after = closed.doneAt - r.at
-      return { 'D7-stream': (after <= 100 ? pass : fail)(`complete; ${closed.closedAt === null ? 'process exited' : 'server closed'} ${s(Math.max(0, after))} after the response`) }
+      return {
+        'D7-stream': (after <= 100 ? pass : fail)(
+          `complete; ${closed.closedAt === null ? 'process exited' : 'server closed'} ${s(Math.max(0, after))} after the response`,
+        ),
+      }
     },
   },
   {

@@ -27,6 +27,11 @@ if (cluster.isPrimary) {
   })
   // the usual quiesce set-up: the worker learns by itself that it runs in a cluster
   const g = graceful(server, { timeout: 10_000, hooksTimeout: 4_000 })
-  g.onShutdown(async () => { /* close the database pool, flush the queue… */ }, { name: 'db' })
+  g.onShutdown(
+    async () => {
+      /* close the database pool, flush the queue… */
+    },
+    { name: 'db' },
+  )
   server.listen(port, () => console.log(`worker ${process.pid} listening on :${port}`))
 }

@@ -16,7 +16,10 @@ const server = http.createServer((req, res) => {
     let n = 0
     const timer = setInterval(() => {
       res.write(`tick ${++n}\n`)
-      if (n === 6) { clearInterval(timer); res.end() }
+      if (n === 6) {
+        clearInterval(timer)
+        res.end()
+      }
     }, 300)
     return
   }
@@ -57,21 +60,28 @@ t0 = performance.now()
 const report = await g.shutdown()
 await Promise.all([slow, stream])
 await new Promise((r) => setImmediate(r)) // let the last socket's 'close' line print
-console.log(`\nreport: ${JSON.stringify({ ok: report.ok, drainMs: report.drainMs, requestsCompleted: report.requestsCompleted, socketsClosedIdle: report.socketsClosedIdle, socketsForced: report.socketsForced })}`)
+console.log(
+  `\nreport: ${JSON.stringify({ ok: report.ok, drainMs: report.drainMs, requestsCompleted: report.requestsCompleted, socketsClosedIdle: report.socketsClosedIdle, socketsForced: report.socketsForced })}`,
+)
 console.log('No request was cut, no keep-alive timeout was waited for. Bare server.close() would have left')
 console.log('the streaming client on a keep-alive socket for 60 s; quiesce closed it once quiet for idleGrace (50 ms).')
 process.exit(report.ok ? 0 : 1)
 
 function fetchText(path, agent, label) {
   return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (d) => { body += d; if (label === 'stream') say(`stream got: ${d.trim()}`) })
-      res.on('end', () => {
-        if (label) say(`${label} finished: ${res.statusCode}, Connection: ${res.headers.connection}`)
-        resolve(body)
+    http
+      .get({ host: '127.0.0.1', port, path, agent }, (res) => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (d) => {
+          body += d
+          if (label === 'stream') say(`stream got: ${d.trim()}`)
+        })
+        res.on('end', () => {
+          if (label) say(`${label} finished: ${res.statusCode}, Connection: ${res.headers.connection}`)
+          resolve(body)
+        })
       })
-    }).on('error', reject)
+      .on('error', reject)
   })
 }

@@ -16,7 +16,9 @@ app.get('/poll', async (req, res) => {
   if (!signal.aborted) res.json(news)
   else if (!res.destroyed) res.status(503).json({ retry: true, reason: signal.reason.code })
 })
-app.get('/', (_req, res) => { res.send('hello\n') })
+app.get('/', (_req, res) => {
+  res.send('hello\n')
+})
 
 const server = app.listen(Number(process.env.PORT ?? 3000), () => console.log(`listening on ${server.address().port}`))
 g.attach(server) // drains even if Ctrl+C comes before the first request (D17)
@@ -25,6 +27,13 @@ g.onShutdown(async () => console.log('closing the database pool…'), { name: 'd
 function waitForNews(signal) {
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve({ news: 'nothing new' }), 3000)
-    signal.addEventListener('abort', () => { clearTimeout(timer); resolve(null) }, { once: true })
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer)
+        resolve(null)
+      },
+      { once: true },
+    )
   })
 }

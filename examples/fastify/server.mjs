@@ -29,6 +29,13 @@ console.log(`listening on ${fastify.server.address().port}`)
 function waitForNews(signal) {
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve({ news: 'nothing new' }), 3000)
-    signal.addEventListener('abort', () => { clearTimeout(timer); resolve(null) }, { once: true })
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer)
+        resolve(null)
+      },
+      { once: true },
+    )
   })
 }

@@ -29,6 +29,13 @@ g.attach(server) // drains even if Ctrl+C comes before the first request (D17)
 function waitForNews(signal) {
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve({ news: 'nothing new' }), 3000)
-    signal.addEventListener('abort', () => { clearTimeout(timer); resolve(null) }, { once: true })
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer)
+        resolve(null)
+      },
+      { once: true },
+    )
   })
 }

@@ -24,6 +24,11 @@ const g = graceful(server, {
   // start-up and shortens its own deadline if timeout + hooksTimeout does not fit (D19)
   budget: Number(process.env.TERMINATION_GRACE_MS ?? 30_000),
 })
-g.onShutdown(async () => { /* close the database pool… */ }, { name: 'db' })
+g.onShutdown(
+  async () => {
+    /* close the database pool… */
+  },
+  { name: 'db' },
+)
 
 server.listen(Number(process.env.PORT ?? 8080))

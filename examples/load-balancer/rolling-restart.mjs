@@ -73,8 +73,12 @@ export const proxies = {
       // directories (certificates, autosave) in the temp dir, not in $HOME
       const proxy = run('caddy', findBinary('caddy'), ['run', '--config', cfg, '--adapter', 'caddyfile'], {
         env: {
-          ...process.env, PROXY_PORT: String(ports.proxy), APP_A: String(ports.a), APP_B: String(ports.b),
-          XDG_DATA_HOME: path.join(dir, 'caddy-data'), XDG_CONFIG_HOME: path.join(dir, 'caddy-config'),
+          ...process.env,
+          PROXY_PORT: String(ports.proxy),
+          APP_A: String(ports.a),
+          APP_B: String(ports.b),
+          XDG_DATA_HOME: path.join(dir, 'caddy-data'),
+          XDG_CONFIG_HOME: path.join(dir, 'caddy-config'),
         },
       })
       await proxy.waitLine(/"msg":"serving initial configuration"/, 15_000, 'caddy to start')
@@ -117,11 +121,13 @@ function within(promise, ms, what) {
 
 /** Free ports on 127.0.0.1, all held until every one is known (so they differ). */
 async function freePorts(n) {
-  const servers = await Promise.all(Array.from({ length: n }, async () => {
-    const s = net.createServer().listen(0, '127.0.0.1')
-    await once(s, 'listening')
-    return s
-  }))
+  const servers = await Promise.all(
+    Array.from({ length: n }, async () => {
+      const s = net.createServer().listen(0, '127.0.0.1')
+      await once(s, 'listening')
+      return s
+    }),
+  )
   const ports = servers.map((s) => s.address().port)
   await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))))
   return ports
@@ -174,7 +180,10 @@ class Child {
         }
       }
       this.events.on('line', on)
-      this.exited.then(({ code, signal }) => reject(new Error(`${this.name} exited (${code ?? signal}) before: ${what}\n${this.lines.slice(-20).join('\n')}`)), reject)
+      this.exited.then(
+        ({ code, signal }) => reject(new Error(`${this.name} exited (${code ?? signal}) before: ${what}\n${this.lines.slice(-20).join('\n')}`)),
+        reject,
+      )
     })
     return within(found, ms, `${what} (${this.name}, pid ${this.pid})`)
   }
@@ -232,7 +241,10 @@ class Load extends EventEmitter {
     return new Promise((resolve) => {
       const expected = method === 'GET' ? `ok ${id}` : `created ${id}`
       const req = http.request({
-        host: '127.0.0.1', port, agent: this.agent, method,
+        host: '127.0.0.1',
+        port,
+        agent: this.agent,
+        method,
         path: method === 'GET' ? `/work?id=${id}` : '/orders',
         headers: method === 'POST' ? { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(id) } : {},
       })
@@ -250,7 +262,9 @@ class Load extends EventEmitter {
       req.on('response', (res) => {
         let body = ''
         res.setEncoding('utf8')
-        res.on('data', (d) => { body += d })
+        res.on('data', (d) => {
+          body += d
+        })
         res.on('error', (err) => settle({ ok: false, code: err.code ?? err.message }))
         res.on('end', () => {
           const ok = res.statusCode === 200 && body === expected
@@ -311,10 +325,20 @@ function readLedgers(dir) {
  * (a proxy that does not start, an instance that never comes back). Every process it started is
  * stopped by PID before it returns or throws.
  */
-export async function rollingRestart({ proxy: proxyName, restarts = 4, lanes = 8, maxThinkMs = 10, warmup = 500, appEnv = {}, log = () => {}, keepDir = false }) {
+export async function rollingRestart({
+  proxy: proxyName,
+  restarts = 4,
+  lanes = 8,
+  maxThinkMs = 10,
+  warmup = 500,
+  appEnv = {},
+  log = () => {},
+  keepDir = false,
+}) {
   const proxy = proxies[proxyName]
   if (proxy === undefined) throw new TypeError(`proxy must be one of ${Object.keys(proxies).join(', ')}, got ${proxyName}`)
-  if (findBinary(proxy.binary) === null) throw new Error(`${proxy.binary} is not installed (apt-get install -y ${proxy.binary === 'nginx' ? 'nginx-light' : proxy.binary})`)
+  if (findBinary(proxy.binary) === null)
+    throw new Error(`${proxy.binary} is not installed (apt-get install -y ${proxy.binary === 'nginx' ? 'nginx-light' : proxy.binary})`)
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `quiesce-${proxyName}-`))
   const children = []
   const run = (name, file, args, options) => {
@@ -347,11 +371,14 @@ export async function rollingRestart({ proxy: proxyName, restarts = 4, lanes = 8
 
     // HAProxy says when its health check marks an instance DOWN
     const markedDownAt = {}
-    proxyProc.onLine(/Server \w+\/(\w+) is DOWN/, (m) => { markedDownAt[m[1]] = performance.now() })
+    proxyProc.onLine(/Server \w+\/(\w+) is DOWN/, (m) => {
+      markedDownAt[m[1]] = performance.now()
+    })
     // Caddy says which upstream address its active health check found unhealthy
     const byPort = { [ports.a]: 'a', [ports.b]: 'b' }
     proxyProc.onLine(/"logger":"http\.handlers\.reverse_proxy\.health_checker\.active".*"host":"127\.0\.0\.1:(\d+)"/, (m, line) => {
-      if (/unhealthy|status code out of tolerances|failed/.test(line) && byPort[m[1]] !== undefined && markedDownAt[byPort[m[1]]] === undefined) markedDownAt[byPort[m[1]]] = performance.now()
+      if (/unhealthy|status code out of tolerances|failed/.test(line) && byPort[m[1]] !== undefined && markedDownAt[byPort[m[1]]] === undefined)
+        markedDownAt[byPort[m[1]]] = performance.now()
     })
 
     const load = new Load(ports.proxy, { lanes, maxThinkMs, requestTimeoutMs: 15_000 })
@@ -376,13 +403,22 @@ export async function rollingRestart({ proxy: proxyName, restarts = 4, lanes = 8
         await within(load.servedBy(fresh.pid), 30_000, `${proxyName} to send requests to ${fresh.name} (pid ${fresh.pid})`)
         const markedDownMs = markedDownAt[name] === undefined ? null : Math.round(markedDownAt[name] - t0)
         const back = {
-          instance: name, oldPid: old.pid, newPid: fresh.pid, exitCode: exit.code, exitSignal: exit.signal,
-          exitedMs, listeningMs, servingMs: Math.round(performance.now() - t0), markedDownMs,
+          instance: name,
+          oldPid: old.pid,
+          newPid: fresh.pid,
+          exitCode: exit.code,
+          exitSignal: exit.signal,
+          exitedMs,
+          listeningMs,
+          servingMs: Math.round(performance.now() - t0),
+          markedDownMs,
           report: old.lines.filter((l) => l.startsWith('quiesce:')).at(-1) ?? null,
         }
         restartLog.push(back)
-        log(`restart ${i + 1}/${restarts}: ${name} pid ${old.pid} exited ${exit.code ?? exit.signal} after ${exitedMs} ms` +
-          `${markedDownMs === null ? '' : ` (marked DOWN after ${markedDownMs} ms)`}; pid ${fresh.pid} serving after ${back.servingMs} ms`)
+        log(
+          `restart ${i + 1}/${restarts}: ${name} pid ${old.pid} exited ${exit.code ?? exit.signal} after ${exitedMs} ms` +
+            `${markedDownMs === null ? '' : ` (marked DOWN after ${markedDownMs} ms)`}; pid ${fresh.pid} serving after ${back.servingMs} ms`,
+        )
       }
     } finally {
       await load.stop()

@@ -11,7 +11,9 @@ import { NestFactory } from '@nestjs/core'
 import { graceful, requestSignal } from '@quiesce/core'
 
 class AppController {
-  hello() { return 'hello\n' }
+  hello() {
+    return 'hello\n'
+  }
   // readiness for a load balancer: 200, then 503 with Retry-After once the drain started
   ready(res) {
     if (g.ready) return 'ok'
@@ -27,14 +29,22 @@ class AppController {
 }
 Req()(AppController.prototype, 'poll', 0)
 Res({ passthrough: true })(AppController.prototype, 'ready', 0)
-for (const [method, path] of [['hello', ''], ['ready', 'ready'], ['poll', 'poll']]) {
+for (const [method, path] of [
+  ['hello', ''],
+  ['ready', 'ready'],
+  ['poll', 'poll'],
+]) {
   Reflect.decorate([Get(path)], AppController.prototype, method, Object.getOwnPropertyDescriptor(AppController.prototype, method))
 }
 Reflect.decorate([Controller()], AppController)
 
 class Database {
-  onModuleDestroy() { console.log('Nest onModuleDestroy: closing the database pool…') }
-  onApplicationShutdown() { console.log('Nest onApplicationShutdown') }
+  onModuleDestroy() {
+    console.log('Nest onModuleDestroy: closing the database pool…')
+  }
+  onApplicationShutdown() {
+    console.log('Nest onApplicationShutdown')
+  }
 }
 Reflect.decorate([Injectable()], Database)
 
@@ -43,14 +53,21 @@ Reflect.decorate([Module({ controllers: [AppController], providers: [Database] }
 
 const app = await NestFactory.create(AppModule)
 // no app.enableShutdownHooks(): quiesce owns SIGINT/SIGTERM
-const g = graceful(app.getHttpServer(), { timeout: 10_000 })          // quiesce
-g.onShutdown(() => app.close(), { name: 'nest', timeout: 5000 })        // quiesce: Nest's hooks, once, after the drain
+const g = graceful(app.getHttpServer(), { timeout: 10_000 }) // quiesce
+g.onShutdown(() => app.close(), { name: 'nest', timeout: 5000 }) // quiesce: Nest's hooks, once, after the drain
 await app.listen(Number(process.env.PORT ?? 3000), '0.0.0.0')
 console.log(`listening on ${app.getHttpServer().address().port}`)
 
 function waitForNews(signal) {
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve({ news: 'nothing new' }), 3000)
-    signal.addEventListener('abort', () => { clearTimeout(timer); resolve(null) }, { once: true })
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer)
+        resolve(null)
+      },
+      { once: true },
+    )
   })
 }

@@ -20,6 +20,13 @@ server.listen(Number(process.env.PORT ?? 3000), () => console.log(`listening on 
 function waitForNews(signal) {
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve({ news: 'nothing new' }), 3000)
-    signal.addEventListener('abort', () => { clearTimeout(timer); resolve(null) }, { once: true })
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer)
+        resolve(null)
+      },
+      { once: true },
+    )
   })
 }

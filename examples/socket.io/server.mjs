@@ -22,7 +22,7 @@ socket.on('disconnect', (reason) => log('disconnected: ' + reason + (socket.acti
 </script>`
 
 const server = http.createServer((req, res) => {
-  if (req.url === '/ready') return g.readiness(req, res)     // 200, then 503 once draining
+  if (req.url === '/ready') return g.readiness(req, res) // 200, then 503 once draining
   if (req.url === '/poll') return void setTimeout(() => res.end('{"news":"nothing new"}\n'), 1000) // a slow request
   res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(page)
 })
@@ -30,7 +30,10 @@ const g = graceful(server, { timeout: 10_000 })
 const io = new Server(server)
 io.on('connection', (socket) => {
   const timer = setInterval(() => socket.emit('tick', Date.now()), 1000)
-  socket.on('disconnect', (reason) => { clearInterval(timer); console.log(`socket.io client left: ${reason}`) })
+  socket.on('disconnect', (reason) => {
+    clearInterval(timer)
+    console.log(`socket.io client left: ${reason}`)
+  })
 })
 g.beforeShutdown(() => io.engine.close(), { name: 'socket.io: tell clients to reconnect' })
 g.onShutdown(() => new Promise((resolve) => io.close(() => resolve())), { name: 'socket.io' })

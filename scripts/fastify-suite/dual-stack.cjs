@@ -4,8 +4,11 @@
 // server on ::1. Both are loopback; no other name is touched.
 const dns = require('node:dns')
 
-const LOCALHOST = [{ address: '127.0.0.1', family: 4 }, { address: '::1', family: 6 }]
-function addresses (options) {
+const LOCALHOST = [
+  { address: '127.0.0.1', family: 4 },
+  { address: '::1', family: 6 },
+]
+function addresses(options) {
   const family = typeof options === 'number' ? options : options?.family
   return LOCALHOST.filter((a) => !family || family === a.family || family === `IPv${a.family}`)
 }
@@ -21,7 +24,11 @@ dns.lookup = function (hostname, options, callback) {
   }
   const list = addresses(options)
   process.nextTick(() => {
-    if (options?.all) callback(null, list.map((a) => ({ ...a })))
+    if (options?.all)
+      callback(
+        null,
+        list.map((a) => ({ ...a })),
+      )
     else callback(null, list[0].address, list[0].family)
   })
   return {}

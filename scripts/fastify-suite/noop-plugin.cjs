@@ -3,7 +3,12 @@
 // no test's outcome; a difference would mean the wrapping in preload.cjs is wrong, not the plugin.
 const fp = require('fastify-plugin')
 
-const gracefulPlugin = fp(function noop (_fastify, _opts, done) { done() }, { fastify: '5.x', name: 'quiesce-noop' })
+const gracefulPlugin = fp(
+  function noop(_fastify, _opts, done) {
+    done()
+  },
+  { fastify: '5.x', name: 'quiesce-noop' },
+)
 module.exports = gracefulPlugin
 module.exports.gracefulPlugin = gracefulPlugin
 module.exports.default = gracefulPlugin

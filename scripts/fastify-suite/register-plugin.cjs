@@ -17,7 +17,7 @@ if (!fastifyMain || !pluginAt) throw new Error('register-plugin.cjs: FSUITE_FAST
 const opts = JSON.parse(process.env.FSUITE_PLUGIN_OPTS || '{"timeout":10000}')
 
 let loaded
-function plugin () {
+function plugin() {
   if (loaded) return loaded
   let mod
   const manifestPath = path.join(pluginAt, 'package.json')
@@ -38,8 +38,8 @@ function plugin () {
   return loaded
 }
 
-function withPlugin (factory) {
-  function fastify (...args) {
+function withPlugin(factory) {
+  function fastify(...args) {
     const app = factory.apply(this, args)
     app.register(plugin(), opts)
     return app

@@ -34,14 +34,33 @@ const SUITE = JSON.parse(fs.readFileSync(path.join(HERE, 'package.json'), 'utf8'
 // The files that exercise close, keep-alive, forceCloseConnections, return503OnClosing,
 // onRequestAbort, request/handler timeouts, server options, and the protocols the contract covers.
 const DEFAULT_FILES = [
-  'close.test.js', 'close-pipelining.test.js', 'close-disposable.test.js', 'async-dispose.test.js',
-  'server.test.js', 'custom-http-server.test.js', 'post-empty-body.test.js', 'upgrade.test.js',
-  'keep-alive-timeout.test.js', 'max-requests-per-socket.test.js', 'request-timeout.test.js',
-  'client-timeout.test.js', 'connection-timeout.test.js', 'handler-timeout.test.js',
-  'request-error.test.js', 'header-overflow.test.js', 'listen.5.test.js', 'hooks.on-listen.test.js',
-  'hooks.test.js', 'hooks-async.test.js', 'inject.test.js',
-  'https/https.test.js', 'https/custom-https-server.test.js',
-  'http2/closing.test.js', 'http2/plain.test.js', 'http2/secure.test.js', 'http2/secure-with-fallback.test.js',
+  'close.test.js',
+  'close-pipelining.test.js',
+  'close-disposable.test.js',
+  'async-dispose.test.js',
+  'server.test.js',
+  'custom-http-server.test.js',
+  'post-empty-body.test.js',
+  'upgrade.test.js',
+  'keep-alive-timeout.test.js',
+  'max-requests-per-socket.test.js',
+  'request-timeout.test.js',
+  'client-timeout.test.js',
+  'connection-timeout.test.js',
+  'handler-timeout.test.js',
+  'request-error.test.js',
+  'header-overflow.test.js',
+  'listen.5.test.js',
+  'hooks.on-listen.test.js',
+  'hooks.test.js',
+  'hooks-async.test.js',
+  'inject.test.js',
+  'https/https.test.js',
+  'https/custom-https-server.test.js',
+  'http2/closing.test.js',
+  'http2/plain.test.js',
+  'http2/secure.test.js',
+  'http2/secure-with-fallback.test.js',
 ]
 const EXCLUDED_FROM_ALL = /^(listen\.1\.test\.js|internals\/server\.test\.js|build\/|types\/|bundler\/)/
 const FILE_LIMIT_MS = 180_000 // a file still running after this is killed and counted as failed
@@ -146,7 +165,13 @@ function runFile(fastifyDir, file, column) {
     env.NODE_PATH = path.join(fastifyDir, 'node_modules') // lets the no-op plugin find fastify-plugin
   }
   env.NODE_OPTIONS = preloads.map((p) => `--require ${JSON.stringify(p)}`).join(' ')
-  const argv = ['--test', '--test-timeout=30000', `--test-reporter=${path.join(HERE, 'reporter.mjs')}`, '--test-reporter-destination=stdout', path.join('test', file)]
+  const argv = [
+    '--test',
+    '--test-timeout=30000',
+    `--test-reporter=${path.join(HERE, 'reporter.mjs')}`,
+    '--test-reporter-destination=stdout',
+    path.join('test', file),
+  ]
   return new Promise((resolve) => {
     const child = spawn(process.execPath, argv, { cwd: fastifyDir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
@@ -220,7 +245,10 @@ async function runColumn(fastifyDir, files, column) {
   }
   await Promise.all(Array.from({ length: Math.min(jobs, queue.length) }, worker))
   for (const [w, inFiles] of warnedIn) {
-    results.set(`(process warnings) > ${w}`, { status: 'fail', failure: { message: `printed by ${inFiles.length} file(s): ${inFiles.slice(0, 4).join(', ')}` } })
+    results.set(`(process warnings) > ${w}`, {
+      status: 'fail',
+      failure: { message: `printed by ${inFiles.length} file(s): ${inFiles.slice(0, 4).join(', ')}` },
+    })
   }
   console.log(`  ${column.name}: ${files.length} files in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
   return results
@@ -247,7 +275,9 @@ async function main() {
   const chosen = mode === 'plain' ? [] : plugins()
   const columns = [...(mode === 'with-plugin' ? [] : [{ name: 'plain', plugin: null }]), ...chosen.map((p) => ({ name: p.name, plugin: p }))]
   const allowed = JSON.parse(fs.readFileSync(path.join(HERE, 'expected-collisions.json'), 'utf8'))
-  console.log(`fastify@${version} (installed), node ${process.version}, ${files.length} test files, jobs ${jobs}${args['dual-stack'] ? ', dual-stack localhost' : ''}`)
+  console.log(
+    `fastify@${version} (installed), node ${process.version}, ${files.length} test files, jobs ${jobs}${args['dual-stack'] ? ', dual-stack localhost' : ''}`,
+  )
   for (const p of chosen) console.log(`  plugin ${p.name}: register(${path.relative(ROOT, p.path)}, ${JSON.stringify(p.opts)})`)
 
   // rounds[i] = [first run, confirmation run?] for column i
@@ -342,11 +372,17 @@ async function main() {
   console.log(`\n${table.join('\n')}`)
   if (notes.length) console.log(`\nwhy (first failing round):\n${notes.join('\n')}`)
   const out = path.join(workdir, 'results.json')
-  fs.writeFileSync(out, JSON.stringify({ columns: columns.map((c) => c.name), tests: Object.fromEntries(keys.map((k) => [k, columns.map((_, i) => outcome(i, k))])) }, null, 1))
+  fs.writeFileSync(
+    out,
+    JSON.stringify({ columns: columns.map((c) => c.name), tests: Object.fromEntries(keys.map((k) => [k, columns.map((_, i) => outcome(i, k))])) }, null, 1),
+  )
   console.log(`\nfull results: ${out}`)
   if (count.plainFails) console.log(`${count.plainFails} test(s) fail plain (not counted)`)
   if (count.flaky) console.log(`${count.flaky} outcome(s) flaky across rounds (counted as passed when any round passed)`)
-  if (count.allowed) console.log(`${count.allowed} allowed divergence(s) listed in expected-collisions.json (b: the contract over Fastify's default, c: internals; --strict counts them)`)
+  if (count.allowed)
+    console.log(
+      `${count.allowed} allowed divergence(s) listed in expected-collisions.json (b: the contract over Fastify's default, c: internals; --strict counts them)`,
+    )
   console.log(`${count.passed} passed, ${count.failed} failed`)
   process.exitCode = count.failed ? 1 : 0
 }

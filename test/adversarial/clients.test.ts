@@ -17,7 +17,9 @@ import { fcOptions, get, within } from './helpers.js'
  */
 
 let rejections: unknown[] = []
-const onRejection = (reason: unknown): void => { rejections.push(reason) }
+const onRejection = (reason: unknown): void => {
+  rejections.push(reason)
+}
 beforeEach(() => {
   rejections = []
   process.on('unhandledRejection', onRejection)
@@ -66,26 +68,31 @@ describe.each(targets)('$name', (target) => {
         await using app = await target.start({ timeout: 1000 })
         const sockets = serverSockets(app)
         const clients: RawClient[] = []
-        await Promise.all(leavers.map(async (l, i) => {
-          const url = l.route === 'never' ? `/never?id=${i}` : l.route === 'slow' ? `/slow?ms=${l.ms}&id=${i}` : `/stream?n=4&every=${Math.ceil(l.ms / 4)}&id=${i}`
-          const c = await RawClient.connect(app.port)
-          clients.push(c)
-          c.get(url)
-          await app.log.waitRan(`GET ${url}`)
-          await new Promise((r) => setTimeout(r, l.leaveAfter))
-          if (l.how === 'destroy') c.destroy()
-          else c.socket.end()
-          if (l.route === 'never') {
-            const code = await within(app.log.waitAbort(url), 1000)
-            expect(code.hung, `${url}: the request signal aborted after the client left (${l.how})`).toBe(false)
-            expect('value' in code ? code.value : '', `${url}: the abort reason says "client closed"`).toMatch(/CLIENT_CLOSED|client closed/i)
-          }
-        }))
+        await Promise.all(
+          leavers.map(async (l, i) => {
+            const url =
+              l.route === 'never' ? `/never?id=${i}` : l.route === 'slow' ? `/slow?ms=${l.ms}&id=${i}` : `/stream?n=4&every=${Math.ceil(l.ms / 4)}&id=${i}`
+            const c = await RawClient.connect(app.port)
+            clients.push(c)
+            c.get(url)
+            await app.log.waitRan(`GET ${url}`)
+            await new Promise((r) => setTimeout(r, l.leaveAfter))
+            if (l.how === 'destroy') c.destroy()
+            else c.socket.end()
+            if (l.route === 'never') {
+              const code = await within(app.log.waitAbort(url), 1000)
+              expect(code.hung, `${url}: the request signal aborted after the client left (${l.how})`).toBe(false)
+              expect('value' in code ? code.value : '', `${url}: the abort reason says "client closed"`).toMatch(/CLIENT_CLOSED|client closed/i)
+            }
+          }),
+        )
         // the server saw every client leave
         const all = await within(sockets.closed(), 3000)
         expect(all.hung, `server-side sockets still open 3 s after every client left: ${JSON.stringify(app.g.stats())}`).toBe(false)
         // handlers that write on (slow, stream) finish writing into the void; wait for them by their own log
-        const urls = leavers.map((l, i) => (l.route === 'never' ? `/never?id=${i}` : l.route === 'slow' ? `/slow?ms=${l.ms}&id=${i}` : `/stream?n=4&every=${Math.ceil(l.ms / 4)}&id=${i}`))
+        const urls = leavers.map((l, i) =>
+          l.route === 'never' ? `/never?id=${i}` : l.route === 'slow' ? `/slow?ms=${l.ms}&id=${i}` : `/stream?n=4&every=${Math.ceil(l.ms / 4)}&id=${i}`,
+        )
         const writers = await within(Promise.all(leavers.map((l, i) => (l.route === 'never' ? null : finished(app, `GET ${urls[i]}`)))), 3000)
         expect(writers.hung, 'the slow and streaming handlers finished writing (into the void)').toBe(false)
         const s = app.g.stats()
@@ -152,7 +159,11 @@ describe.each(targets)('$name', (target) => {
           await once(thief, 'listening')
           const thiefClosed = once(thief, 'close')
           let released = false
-          if (releaseAfter !== null) setTimeout(() => { thief.close(); released = true }, releaseAfter)
+          if (releaseAfter !== null)
+            setTimeout(() => {
+              thief.close()
+              released = true
+            }, releaseAfter)
           const t0 = performance.now()
           const r = await within(app.g.resume({ retries }), 5000)
           const ms = Math.round(performance.now() - t0)

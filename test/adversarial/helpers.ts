@@ -10,14 +10,53 @@ import { gracefulPlugin } from '@quiesce/fastify'
 export const MAX_TIMER = 2 ** 31 - 1
 
 /** Every numeric option of graceful() that is a duration in ms, and the others. */
-export const DURATIONS = ['timeout', 'readinessDelay', 'idleGrace', 'headerGrace', 'linger', 'abortGrace', 'fatalTimeout', 'hooksTimeout', 'budget', 'goawayTimeout'] as const
+export const DURATIONS = [
+  'timeout',
+  'readinessDelay',
+  'idleGrace',
+  'headerGrace',
+  'linger',
+  'abortGrace',
+  'fatalTimeout',
+  'hooksTimeout',
+  'budget',
+  'goawayTimeout',
+] as const
 export const NUMERIC = [...DURATIONS, 'retryAfter'] as const
 export type NumericOption = (typeof NUMERIC)[number]
 
 /** Odd values, the ones a user (or a config file, or an env var) hands over by mistake. */
 export const oddValues: unknown[] = [
-  Number.NaN, Infinity, -Infinity, -1, -0.5, -0, 0, 0.5, 1.5, 1, 10, MAX_TIMER, 2 ** 31, 3e9, 1e21, Number.MAX_SAFE_INTEGER,
-  '100', '', '1e3', {}, [], [100], null, true, false, 10n, () => 100, new Number(100), new Date(0), Symbol('x'),
+  Number.NaN,
+  Infinity,
+  -Infinity,
+  -1,
+  -0.5,
+  -0,
+  0,
+  0.5,
+  1.5,
+  1,
+  10,
+  MAX_TIMER,
+  2 ** 31,
+  3e9,
+  1e21,
+  Number.MAX_SAFE_INTEGER,
+  '100',
+  '',
+  '1e3',
+  {},
+  [],
+  [100],
+  null,
+  true,
+  false,
+  10n,
+  () => 100,
+  new Number(100),
+  new Date(0),
+  Symbol('x'),
 ]
 
 /** Any value: the odd ones, plus random doubles and integers. */
@@ -55,7 +94,9 @@ export function show(value: unknown): string {
 }
 
 export function showOptions(o: Record<string, unknown>): string {
-  return `{ ${Object.entries(o).map(([k, v]) => `${k}: ${show(v)}`).join(', ')} }`
+  return `{ ${Object.entries(o)
+    .map(([k, v]) => `${k}: ${show(v)}`)
+    .join(', ')} }`
 }
 
 /** The entry points, each given options and returning a controller (not listening) or throwing/rejecting. */
@@ -73,21 +114,36 @@ export const entries: Entry[] = [
     async create(options) {
       const server = http.createServer((_req, res) => res.end('ok'))
       const g = nodeGraceful(server, { ...quiet, ...options } as GracefulOptions)
-      return { g, close: async () => { await g.shutdown({ timeout: 0 }) } }
+      return {
+        g,
+        close: async () => {
+          await g.shutdown({ timeout: 0 })
+        },
+      }
     },
   },
   {
     name: 'express',
     async create(options) {
       const g = expressGraceful({ ...quiet, ...options } as GracefulOptions)
-      return { g, close: async () => { await g.shutdown({ timeout: 0 }) } }
+      return {
+        g,
+        close: async () => {
+          await g.shutdown({ timeout: 0 })
+        },
+      }
     },
   },
   {
     name: 'koa',
     async create(options) {
       const g = koaGraceful({ ...quiet, ...options } as GracefulOptions)
-      return { g, close: async () => { await g.shutdown({ timeout: 0 }) } }
+      return {
+        g,
+        close: async () => {
+          await g.shutdown({ timeout: 0 })
+        },
+      }
     },
   },
   {
@@ -101,7 +157,12 @@ export const entries: Entry[] = [
         await app.close().catch(() => {})
         throw err
       }
-      return { g: app.graceful, close: async () => { await app.close() } }
+      return {
+        g: app.graceful,
+        close: async () => {
+          await app.close()
+        },
+      }
     },
   },
 ]
@@ -142,9 +203,17 @@ export class Watch {
 /** Resolves with the promise's outcome, or with `{ hung: true }` after `ms` (the watchdog: a hang fails the property instead of the test timing out). */
 export async function within<T>(p: Promise<T>, ms: number): Promise<{ hung: false; value: T } | { hung: false; error: unknown } | { hung: true }> {
   let timer: NodeJS.Timeout | undefined
-  const watchdog = new Promise<{ hung: true }>((resolve) => { timer = setTimeout(() => resolve({ hung: true }), Math.min(ms, MAX_TIMER)) })
+  const watchdog = new Promise<{ hung: true }>((resolve) => {
+    timer = setTimeout(() => resolve({ hung: true }), Math.min(ms, MAX_TIMER))
+  })
   try {
-    return await Promise.race([p.then((value) => ({ hung: false as const, value }), (error: unknown) => ({ hung: false as const, error })), watchdog])
+    return await Promise.race([
+      p.then(
+        (value) => ({ hung: false as const, value }),
+        (error: unknown) => ({ hung: false as const, error }),
+      ),
+      watchdog,
+    ])
   } finally {
     clearTimeout(timer)
   }
@@ -172,7 +241,9 @@ export function get(port: number, path: string, agent: http.Agent | false): { pr
     const req = http.request({ host: '127.0.0.1', port, path, agent }, (res) => {
       let body = ''
       res.setEncoding('utf8')
-      res.on('data', (d: string) => { body += d })
+      res.on('data', (d: string) => {
+        body += d
+      })
       res.on('end', () => {
         reply.status = res.statusCode
         reply.headers = res.headers
@@ -191,7 +262,9 @@ export function get(port: number, path: string, agent: http.Agent | false): { pr
       reply.error = err.code ?? err.message
       settle()
     })
-    req.on('socket', () => { reply.reused = req.reusedSocket })
+    req.on('socket', () => {
+      reply.reused = req.reusedSocket
+    })
     req.end()
   })
   return { promise, reply }

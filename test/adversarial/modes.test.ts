@@ -15,7 +15,9 @@ import { fcOptions, get, within } from './helpers.js'
  */
 
 let rejections: unknown[] = []
-const onRejection = (reason: unknown): void => { rejections.push(reason) }
+const onRejection = (reason: unknown): void => {
+  rejections.push(reason)
+}
 beforeEach(() => {
   rejections = []
   process.on('unhandledRejection', onRejection)
@@ -41,7 +43,10 @@ function requestStarted(url: string): Promise<void> {
 function connectResult(port: number): Promise<string> {
   return new Promise((resolve) => {
     const s = net.connect(port, '127.0.0.1')
-    s.on('connect', () => { s.destroy(); resolve('connected') })
+    s.on('connect', () => {
+      s.destroy()
+      resolve('connected')
+    })
     s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message))
   })
 }
@@ -59,7 +64,9 @@ describe.each(targets)('$name', (target) => {
           const maxWait = release === 'maxWait' ? 150 : 5000
           await app.g.pause({ mode: 'hold', maxWait })
           const serverSide: Array<Promise<unknown>> = []
-          const onConnection = (s: net.Socket): void => { serverSide.push(once(s, 'close')) }
+          const onConnection = (s: net.Socket): void => {
+            serverSide.push(once(s, 'close'))
+          }
           app.server.on('connection', onConnection)
           const left: RawClient[] = []
           for (let i = 0; i < leavers; i++) {
@@ -76,7 +83,7 @@ describe.each(targets)('$name', (target) => {
           // every stayer's request reached the server and is held (not still in the accept queue)
           expect((await within(Promise.all(started), 2000)).hung, 'the held requests reached the server').toBe(false)
           // held: the stayers have not been answered; the leavers go now
-          for (const c of left) (how === 'destroy' ? c.destroy() : c.socket.end())
+          for (const c of left) how === 'destroy' ? c.destroy() : c.socket.end()
           await within(Promise.all(left.map((c) => c.closed(2000).catch(() => {}))), 2500)
           // destroy: the server has seen each leaver's socket close before resume() (end: a half-close, the client may still read)
           if (how === 'destroy') expect((await within(Promise.all(leaversClosed), 2000)).hung, 'server-side close of the leavers').toBe(false)
@@ -87,7 +94,9 @@ describe.each(targets)('$name', (target) => {
           expect(answered.hung, `${release}: the held requests that stayed were answered`).toBe(false)
           for (const s of stay) {
             expect(s.reply.settled).toBe(1)
-            expect(s.reply.status, `${release}: held request answered (got ${s.reply.error}; stats ${JSON.stringify(app.g.stats())})`).toBe(release === 'maxWait' ? 503 : 200)
+            expect(s.reply.status, `${release}: held request answered (got ${s.reply.error}; stats ${JSON.stringify(app.g.stats())})`).toBe(
+              release === 'maxWait' ? 503 : 200,
+            )
           }
           const ranLeft = app.log.ran.filter((x) => x.includes('?left='))
           const statsBefore = app.g.stats()
@@ -98,7 +107,8 @@ describe.each(targets)('$name', (target) => {
           if (!report.hung && 'value' in report) expect(report.value.timedOut, `${context}: the drain did not time out`).toBe(false)
           expect(after.requestsInFlight, context).toBe(0)
           expect(after.connections, context).toBe(0)
-          if (release === 'resume' && how === 'destroy') expect(ranLeft, `${context}: a held request whose connection the server saw close is not run`).toEqual([])
+          if (release === 'resume' && how === 'destroy')
+            expect(ranLeft, `${context}: a held request whose connection the server saw close is not run`).toEqual([])
         },
       ),
       fcOptions(15, 25_000),
@@ -114,12 +124,21 @@ describe.each(targets)('$name', (target) => {
         // fresh connections while the listener is still open: the announce phase
         const replies = await Promise.all(Array.from({ length: n + 1 }, (_, i) => get(app.port, `/fast?announce=${i}`, false).promise))
         for (const r of replies) {
-          expect(r.status, `duringDrain: '${duringDrain}': a request in the announce phase (listener open, readiness 503) was answered ${r.status ?? r.error}`).toBe(200)
+          expect(
+            r.status,
+            `duringDrain: '${duringDrain}': a request in the announce phase (listener open, readiness 503) was answered ${r.status ?? r.error}`,
+          ).toBe(200)
           expect(r.headers?.connection).toBe('close')
         }
         await draining
       }),
-      { ...fcOptions(6, 15_000), examples: [['reject', 0], ['close', 1]] },
+      {
+        ...fcOptions(6, 15_000),
+        examples: [
+          ['reject', 0],
+          ['close', 1],
+        ],
+      },
     )
   })
 
@@ -155,10 +174,18 @@ describe.each(targets)('$name: pause changes in progress when the drain starts',
           await using app = await target.start({ timeout: 300 })
           const extra = http.createServer((_req, res) => res.end('extra'))
           const first = app.g.pause({ mode: 'refuse', maxWait: 10 })
-          const calls = [first, ...changes.map((change) => (change === 'resume' ? app.g.resume()
-            : change === 'pause-reject' ? app.g.pause({ mode: 'reject', maxWait: 10 })
-              : change === 'pause-hold' ? app.g.pause({ mode: 'hold', maxWait: 10 })
-                : app.g.pause({ mode: 'refuse', maxWait: 11 })))]
+          const calls = [
+            first,
+            ...changes.map((change) =>
+              change === 'resume'
+                ? app.g.resume()
+                : change === 'pause-reject'
+                  ? app.g.pause({ mode: 'reject', maxWait: 10 })
+                  : change === 'pause-hold'
+                    ? app.g.pause({ mode: 'hold', maxWait: 10 })
+                    : app.g.pause({ mode: 'refuse', maxWait: 11 }),
+            ),
+          ]
           for (let i = 0; i < ticks; i++) await new Promise((r) => setImmediate(r))
           if (attachNew) {
             // one more server attached meanwhile (what D13.1 did when it found this)
@@ -172,23 +199,35 @@ describe.each(targets)('$name: pause changes in progress when the drain starts',
           states.push(app.g.state)
           const r = await within(drain, 3000)
           states.push(app.g.state)
-          if (extra.listening) { extra.closeAllConnections(); extra.close() }
+          if (extra.listening) {
+            extra.closeAllConnections()
+            extra.close()
+          }
           const listeningAfter = app.server.listening
           const context = `listener open after the drain: ${listeningAfter}; pause(refuse), ${changes.join(', ')}, ${attachNew ? 'a server attached, ' : ''}then shutdown() after ${ticks} turns: calls ${settled.hung ? 'hung' : 'value' in settled ? settled.value.map((x) => x.status).join('/') : '?'}; states ${states.join(' → ')}`
           expect(r.hung, `${context}: the drain ended`).toBe(false)
-          expect(states.every((st) => st === 'draining' || st === 'closed'), `${context}: state after the drain began`).toBe(true)
+          expect(
+            states.every((st) => st === 'draining' || st === 'closed'),
+            `${context}: state after the drain began`,
+          ).toBe(true)
           expect(app.server.listening, `${context}: the listener is open after shutdown() resolved`).toBe(false)
           expect(await connectResult(app.port), `${context}: a new connection after the drain`).toBe('ECONNREFUSED')
         },
       ),
       // the sequence D13.1 found (seed -518716819): refuse, refuse with another maxWait, reject, one turn
-      { ...fcOptions(40, 20_000), examples: [[['pause-refuse-other-maxWait', 'pause-reject'], 0, true], [['pause-reject'], 0, false]] },
+      {
+        ...fcOptions(40, 20_000),
+        examples: [
+          [['pause-refuse-other-maxWait', 'pause-reject'], 0, true],
+          [['pause-reject'], 0, false],
+        ],
+      },
     )
   })
 })
 
 describe.each(targets)('$name: the sequence D13.1 found', (target) => {
-  it('D13.6 pause(refuse), pause(refuse, another maxWait), pause(reject) — none awaited — another server listening meanwhile, then shutdown(): the app\'s listener is closed once shutdown() resolved', async () => {
+  it("D13.6 pause(refuse), pause(refuse, another maxWait), pause(reject) — none awaited — another server listening meanwhile, then shutdown(): the app's listener is closed once shutdown() resolved", async () => {
     await using app = await target.start({ timeout: 150 })
     const calls = [app.g.pause({ mode: 'refuse', maxWait: 10 }), app.g.pause({ mode: 'refuse', maxWait: 11 }), app.g.pause({ mode: 'reject', maxWait: 10 })]
     const extra = http.createServer((_req, res) => res.end('extra'))
@@ -203,11 +242,17 @@ describe.each(targets)('$name: the sequence D13.1 found', (target) => {
     states.push(app.g.state)
     const listening = app.server.listening
     const connect = await connectResult(app.port)
-    if (extra.listening) { extra.closeAllConnections(); extra.close() }
+    if (extra.listening) {
+      extra.closeAllConnections()
+      extra.close()
+    }
     const context = `calls ${settled.map((x) => x.status).join('/')}, states ${states.join(' → ')}, listener open after the drain: ${listening}, a new connection: ${connect}`
     expect(r.hung, context).toBe(false)
     expect(listening, context).toBe(false)
     expect(connect, context).toBe('ECONNREFUSED')
-    expect(states.every((st) => st === 'draining' || st === 'closed'), context).toBe(true)
+    expect(
+      states.every((st) => st === 'draining' || st === 'closed'),
+      context,
+    ).toBe(true)
   })
 })

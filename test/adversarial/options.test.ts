@@ -2,11 +2,24 @@ import http from 'node:http'
 import os from 'node:os'
 import fc from 'fast-check'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { Controller, GracefulOptions, ShutdownReport } from '@quiesce/core'
+import type { GracefulOptions, ShutdownReport } from '@quiesce/core'
 import { targets } from '../conformance/targets.js'
 import type { App, Target } from '../conformance/fixtures/app.js'
 import {
-  anyValue, entries, fcOptions, get, mustAccept, MAX_TIMER, NUMERIC, DURATIONS, oddValues, show, showOptions, validMs, Watch, within,
+  anyValue,
+  entries,
+  fcOptions,
+  get,
+  mustAccept,
+  MAX_TIMER,
+  NUMERIC,
+  DURATIONS,
+  oddValues,
+  show,
+  showOptions,
+  validMs,
+  Watch,
+  within,
   type NumericOption,
 } from './helpers.js'
 
@@ -17,7 +30,9 @@ import {
  */
 
 let rejections: unknown[] = []
-const onRejection = (reason: unknown): void => { rejections.push(reason) }
+const onRejection = (reason: unknown): void => {
+  rejections.push(reason)
+}
 beforeEach(() => {
   rejections = []
   process.on('unhandledRejection', onRejection)
@@ -38,17 +53,29 @@ const drainValue: fc.Arbitrary<unknown> = fc.oneof(
 const optionRecord = fc.record(Object.fromEntries(NUMERIC.map((k) => [k, drainValue])) as Record<NumericOption, fc.Arbitrary<unknown>>, { requiredKeys: [] })
 
 function invalidKeys(o: Record<string, unknown>, base: GracefulOptions = { timeout: 1000 }): string[] {
-  const bad = Object.entries(o).filter(([k, v]) => !mustAccept(k as NumericOption, v)).map(([k]) => k)
+  const bad = Object.entries(o)
+    .filter(([k, v]) => !mustAccept(k as NumericOption, v))
+    .map(([k]) => k)
   // D14 "meaningless together": an announce phase longer than the whole drain (README: at most `timeout`)
   const timeout = o.timeout ?? base.timeout
-  if (!bad.includes('timeout') && !bad.includes('readinessDelay') && typeof o.readinessDelay === 'number' && typeof timeout === 'number' && o.readinessDelay > timeout) bad.push('readinessDelay')
+  if (
+    !bad.includes('timeout') &&
+    !bad.includes('readinessDelay') &&
+    typeof o.readinessDelay === 'number' &&
+    typeof timeout === 'number' &&
+    o.readinessDelay > timeout
+  )
+    bad.push('readinessDelay')
   return bad
 }
 
 function expectOptionError(err: unknown, names: readonly string[], context: string): void {
   expect(err, `${context}: a TypeError`).toBeInstanceOf(TypeError)
   const message = (err as Error).message
-  expect(names.some((n) => message.includes(n)), `${context}: the message names one of ${names.join(', ')} — got "${message}"`).toBe(true)
+  expect(
+    names.some((n) => message.includes(n)),
+    `${context}: the message names one of ${names.join(', ')} — got "${message}"`,
+  ).toBe(true)
 }
 
 interface DrainSeen {
@@ -166,7 +193,8 @@ describe.each(targets)('$name', (target) => {
           failures.push(`${name}: ${show(value)} accepted`)
         } catch (err) {
           const m = (err as Error).message
-          if (!(err instanceof TypeError) || !m.includes(name) || !/2147483647|2\^31|2 \*\* 31/.test(m)) failures.push(`${name}: ${show(value)} → ${(err as Error).name}: ${m}`)
+          if (!(err instanceof TypeError) || !m.includes(name) || !/2147483647|2\^31|2 \*\* 31/.test(m))
+            failures.push(`${name}: ${show(value)} → ${(err as Error).name}: ${m}`)
         }
       }
     }
@@ -193,11 +221,17 @@ describe.each(targets)('$name', (target) => {
           expectOptionError(error, [name], `${name}: ${show(value)}`)
         }
       }),
-      { ...fcOptions(200, 20_000), examples: [['timeout', 3e9], ['idleGrace', Number.NaN]] },
+      {
+        ...fcOptions(200, 20_000),
+        examples: [
+          ['timeout', 3e9],
+          ['idleGrace', Number.NaN],
+        ],
+      },
     )
   })
 
-  it('D14.4 signals: a name the platform does not have (SIGTRM) and SIGKILL/SIGSTOP/SIGSEGV/SIGBUS/SIGILL/SIGFPE are rejected naming `signals`; the platform\'s other catchable signals are accepted', async () => {
+  it("D14.4 signals: a name the platform does not have (SIGTRM) and SIGKILL/SIGSTOP/SIGSEGV/SIGBUS/SIGILL/SIGFPE are rejected naming `signals`; the platform's other catchable signals are accepted", async () => {
     const entry = entries.find((e) => e.name === target.name)!
     const platform = new Set(Object.keys(os.constants.signals))
     const forbidden = ['SIGKILL', 'SIGSTOP', 'SIGSEGV', 'SIGBUS', 'SIGILL', 'SIGFPE']
@@ -239,7 +273,11 @@ describe.each(targets)('$name', (target) => {
           // a rejected promise instead of a throw is what this property is here to catch
           if (result !== undefined) {
             const settled = await within(result, 3000)
-            const how = settled.hung ? 'a promise that never settled' : 'error' in settled ? `a rejected promise (${(settled.error as Error).message})` : 'a drain that ran'
+            const how = settled.hung
+              ? 'a promise that never settled'
+              : 'error' in settled
+                ? `a rejected promise (${(settled.error as Error).message})`
+                : 'a drain that ran'
             expect.fail(`shutdown({ timeout: ${show(value)} }) did not throw at the call: it returned ${how}`)
           }
           expectOptionError(thrown, ['timeout'], `shutdown({ timeout: ${show(value)} })`)
@@ -274,9 +312,15 @@ describe.each(targets)('$name', (target) => {
           if (!goodMode || !goodWait) {
             if (result !== undefined) {
               const settled = await within(result, 2000)
-              expect.fail(`pause({ mode: ${show(mode)}, maxWait: ${show(maxWait)} }) did not throw at the call: ${settled.hung ? 'pending' : 'error' in settled ? `rejected (${(settled.error as Error).message})` : 'it paused'}`)
+              expect.fail(
+                `pause({ mode: ${show(mode)}, maxWait: ${show(maxWait)} }) did not throw at the call: ${settled.hung ? 'pending' : 'error' in settled ? `rejected (${(settled.error as Error).message})` : 'it paused'}`,
+              )
             }
-            expectOptionError(thrown, [...(goodMode ? [] : ['mode']), ...(goodWait ? [] : ['maxWait'])], `pause({ mode: ${show(mode)}, maxWait: ${show(maxWait)} })`)
+            expectOptionError(
+              thrown,
+              [...(goodMode ? [] : ['mode']), ...(goodWait ? [] : ['maxWait'])],
+              `pause({ mode: ${show(mode)}, maxWait: ${show(maxWait)} })`,
+            )
             expect(app.g.state).toBe('running')
             return
           }
@@ -317,7 +361,9 @@ describe.each(targets)('$name', (target) => {
           if (!goodRetries) {
             if (resumed !== undefined) {
               const settled = await within(resumed, 2000)
-              expect.fail(`resume({ retries: ${show(retries)} }) did not throw at the call: ${settled.hung ? 'pending' : 'error' in settled ? `rejected (${(settled.error as Error).message})` : 'it resumed'}`)
+              expect.fail(
+                `resume({ retries: ${show(retries)} }) did not throw at the call: ${settled.hung ? 'pending' : 'error' in settled ? `rejected (${(settled.error as Error).message})` : 'it resumed'}`,
+              )
             }
             expectOptionError(resumeThrown, ['retries'], `resume({ retries: ${show(retries)} })`)
             await app.g.resume()
@@ -334,7 +380,14 @@ describe.each(targets)('$name', (target) => {
           expect(after.status, 'served again after resume()').toBe(200)
         },
       ),
-      { ...fcOptions(50, 30_000), examples: [['hold', 3e9, 0], ['hold', 100, 0], ['HOLD', 100, 0]] },
+      {
+        ...fcOptions(50, 30_000),
+        examples: [
+          ['hold', 3e9, 0],
+          ['hold', 100, 0],
+          ['HOLD', 100, 0],
+        ],
+      },
     )
   })
 
@@ -348,7 +401,13 @@ describe.each(targets)('$name', (target) => {
         async (which, timeout, name, hookKind) => {
           await using app = await target.start({ timeout: 1000, hooksTimeout: 1000 })
           let ran = 0
-          const hook = hookKind === 'fn' ? async () => { ran++; await new Promise((r) => setTimeout(r, 30)) } : hookKind
+          const hook =
+            hookKind === 'fn'
+              ? async () => {
+                  ran++
+                  await new Promise((r) => setTimeout(r, 30))
+                }
+              : hookKind
           const goodTimeout = validMs(timeout)
           const goodName = name === undefined || (typeof name === 'string' && name !== '')
           const goodHook = typeof hook === 'function'
@@ -370,82 +429,113 @@ describe.each(targets)('$name', (target) => {
           expect(ran, `${context}: the hook ran once`).toBe(1)
           const mine = report.hooks.filter((h) => h.name !== 'fastify onClose hooks')
           expect(mine.length).toBe(1)
-          if ((timeout as number) >= 200) expect(mine[0], `${context}: the 30 ms hook finished within its ${show(timeout)} ms`).toMatchObject({ ok: true, timedOut: false })
+          if ((timeout as number) >= 200)
+            expect(mine[0], `${context}: the 30 ms hook finished within its ${show(timeout)} ms`).toMatchObject({ ok: true, timedOut: false })
           expect(watch.overflowWarnings, `${context}: no TimeoutOverflowWarning`).toBe(0)
         },
       ),
-      { ...fcOptions(60, 20_000), examples: [['onShutdown', 3e9, undefined, 'fn'], ['beforeShutdown', 200, '', 'fn']] },
+      {
+        ...fcOptions(60, 20_000),
+        examples: [
+          ['onShutdown', 3e9, undefined, 'fn'],
+          ['beforeShutdown', 200, '', 'fn'],
+        ],
+      },
     )
   })
 
   it('D14.13 hooksTimeout: an accepted value lets a 30 ms cleanup hook finish (no timer overflow failing it after 1 ms and turning the report ok: false)', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.constantFrom(200, 1000, MAX_TIMER, 2 ** 31, 3e9), anyValue), fc.constantFrom(undefined, 1000, MAX_TIMER, 3e9), async (hooksTimeout, hookTimeout) => {
-        const started = await startOrError(target, { timeout: 1000, hooksTimeout: hooksTimeout as number })
-        if (started.error !== undefined) {
-          expect(mustAccept('hooksTimeout', hooksTimeout), `hooksTimeout: ${show(hooksTimeout)} rejected: ${(started.error as Error).message}`).toBe(false)
-          expectOptionError(started.error, ['hooksTimeout'], `hooksTimeout: ${show(hooksTimeout)}`)
-          return
-        }
-        const app = started.app as App
-        try {
-          let hookError: unknown
-          try {
-            app.g.onShutdown(async () => { await new Promise((r) => setTimeout(r, 30)) }, { name: 'db', ...(hookTimeout === undefined ? {} : { timeout: hookTimeout }) })
-          } catch (err) {
-            hookError = err
-          }
-          const watch = new Watch()
-          const report = await app.g.shutdown()
-          watch.stop()
-          const db = report.hooks.find((h) => h.name === 'db')
-          const context = `hooksTimeout: ${show(hooksTimeout)}, hook timeout: ${show(hookTimeout)} → ${hookError === undefined ? JSON.stringify(db) : `hook rejected (${(hookError as Error).message})`}, ${watch.overflowWarnings} TimeoutOverflowWarnings`
-          expect(mustAccept('hooksTimeout', hooksTimeout), `accepted: ${context}`).toBe(true)
-          if (hookError !== undefined) {
-            expect(validMs(hookTimeout), context).toBe(false)
+      fc.asyncProperty(
+        fc.oneof(fc.constantFrom(200, 1000, MAX_TIMER, 2 ** 31, 3e9), anyValue),
+        fc.constantFrom(undefined, 1000, MAX_TIMER, 3e9),
+        async (hooksTimeout, hookTimeout) => {
+          const started = await startOrError(target, { timeout: 1000, hooksTimeout: hooksTimeout as number })
+          if (started.error !== undefined) {
+            expect(mustAccept('hooksTimeout', hooksTimeout), `hooksTimeout: ${show(hooksTimeout)} rejected: ${(started.error as Error).message}`).toBe(false)
+            expectOptionError(started.error, ['hooksTimeout'], `hooksTimeout: ${show(hooksTimeout)}`)
             return
           }
-          expect(validMs(hookTimeout ?? 0), `hook timeout accepted: ${context}`).toBe(true)
-          if ((hooksTimeout as number) >= 200) expect(db, context).toMatchObject({ ok: true, timedOut: false })
-          expect(watch.overflowWarnings, context).toBe(0)
-        } finally {
-          await app[Symbol.asyncDispose]()
-        }
-      }),
-      { ...fcOptions(40, 20_000), examples: [[2 ** 31, undefined], [MAX_TIMER, 1000]] },
+          const app = started.app as App
+          try {
+            let hookError: unknown
+            try {
+              app.g.onShutdown(
+                async () => {
+                  await new Promise((r) => setTimeout(r, 30))
+                },
+                { name: 'db', ...(hookTimeout === undefined ? {} : { timeout: hookTimeout }) },
+              )
+            } catch (err) {
+              hookError = err
+            }
+            const watch = new Watch()
+            const report = await app.g.shutdown()
+            watch.stop()
+            const db = report.hooks.find((h) => h.name === 'db')
+            const context = `hooksTimeout: ${show(hooksTimeout)}, hook timeout: ${show(hookTimeout)} → ${hookError === undefined ? JSON.stringify(db) : `hook rejected (${(hookError as Error).message})`}, ${watch.overflowWarnings} TimeoutOverflowWarnings`
+            expect(mustAccept('hooksTimeout', hooksTimeout), `accepted: ${context}`).toBe(true)
+            if (hookError !== undefined) {
+              expect(validMs(hookTimeout), context).toBe(false)
+              return
+            }
+            expect(validMs(hookTimeout ?? 0), `hook timeout accepted: ${context}`).toBe(true)
+            if ((hooksTimeout as number) >= 200) expect(db, context).toMatchObject({ ok: true, timedOut: false })
+            expect(watch.overflowWarnings, context).toBe(0)
+          } finally {
+            await app[Symbol.asyncDispose]()
+          }
+        },
+      ),
+      {
+        ...fcOptions(40, 20_000),
+        examples: [
+          [2 ** 31, undefined],
+          [MAX_TIMER, 1000],
+        ],
+      },
     )
   })
 
   it('D14.8 retryAfter: every accepted value gives a valid Retry-After (delta-seconds, digits only) on the 503s quiesce writes', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.constantFrom(0, 0.2, 1, 1.5, 120, MAX_TIMER, 2 ** 31, 1e15, 1e21, Number.MAX_VALUE), fc.double({ min: 0, max: 1e300, noNaN: true })), async (retryAfter) => {
-        let app: App
-        try {
-          app = await target.start({ retryAfter })
-        } catch (err) {
-          // rejecting a value is allowed (D14), with a TypeError naming it
-          expectOptionError(err, ['retryAfter'], `retryAfter: ${show(retryAfter)}`)
-          return
-        }
-        try {
-          await app.g.pause({ mode: 'reject' })
-          const r = await get(app.port, '/fast', false).promise
-          expect(r.status).toBe(503)
-          expect(r.headers?.['retry-after'], `retryAfter: ${show(retryAfter)} → Retry-After: ${r.headers?.['retry-after']}`).toMatch(/^\d+$/)
-        } finally {
-          await app[Symbol.asyncDispose]()
-        }
-      }),
+      fc.asyncProperty(
+        fc.oneof(fc.constantFrom(0, 0.2, 1, 1.5, 120, MAX_TIMER, 2 ** 31, 1e15, 1e21, Number.MAX_VALUE), fc.double({ min: 0, max: 1e300, noNaN: true })),
+        async (retryAfter) => {
+          let app: App
+          try {
+            app = await target.start({ retryAfter })
+          } catch (err) {
+            // rejecting a value is allowed (D14), with a TypeError naming it
+            expectOptionError(err, ['retryAfter'], `retryAfter: ${show(retryAfter)}`)
+            return
+          }
+          try {
+            await app.g.pause({ mode: 'reject' })
+            const r = await get(app.port, '/fast', false).promise
+            expect(r.status).toBe(503)
+            expect(r.headers?.['retry-after'], `retryAfter: ${show(retryAfter)} → Retry-After: ${r.headers?.['retry-after']}`).toMatch(/^\d+$/)
+          } finally {
+            await app[Symbol.asyncDispose]()
+          }
+        },
+      ),
       { ...fcOptions(40, 15_000), examples: [[1e21], [1.5]] },
     )
   })
 })
 
-describe('the entry points\' own options', () => {
+describe("the entry points' own options", () => {
   it('D14.9 Express/Koa `server` option: anything that is not an http/https/http2 server is a TypeError naming `server` at the call', async () => {
     for (const entry of entries.filter((e) => e.name === 'express' || e.name === 'koa')) {
       for (const value of ['localhost:3000', 3000, {}, { listen() {} }, [], true, new http.Agent()]) {
-        const r = await entry.create({ signals: false, server: value }).then(async (c) => { await c.close(); return null }, (err: unknown) => err)
+        const r = await entry.create({ signals: false, server: value }).then(
+          async (c) => {
+            await c.close()
+            return null
+          },
+          (err: unknown) => err,
+        )
         expect(r, `${entry.name}: server: ${show(value)} accepted`).not.toBeNull()
         expectOptionError(r, ['server'], `${entry.name}: server: ${show(value)}`)
       }
@@ -455,7 +545,13 @@ describe('the entry points\' own options', () => {
   it('D14.10 an unknown or misspelled option (timout, idle_grace, Timeout) is a TypeError naming it at the call, on every entry point', async () => {
     for (const entry of entries) {
       for (const key of ['timout', 'idle_grace', 'Timeout', 'signal', 'hooksTimout', '__proto__x']) {
-        const r = await entry.create({ signals: false, [key]: 1000 }).then(async (c) => { await c.close(); return null }, (err: unknown) => err)
+        const r = await entry.create({ signals: false, [key]: 1000 }).then(
+          async (c) => {
+            await c.close()
+            return null
+          },
+          (err: unknown) => err,
+        )
         expect(r, `${entry.name}: ${key} accepted`).not.toBeNull()
         expectOptionError(r, [key], `${entry.name}: ${key}`)
       }
@@ -467,9 +563,16 @@ describe('D14: null is a value, not "absent"', () => {
   it('D14.14 `null` where an option has a default (pause mode, resume retries, duringDrain) is a TypeError naming the option, as it is for timeout/maxWait/idleGrace — not silently the default', async () => {
     const failures: string[] = []
     for (const entry of entries) {
-      const made = await entry.create({ signals: false, duringDrain: null }).then(async (c) => { await c.close(); return null }, (err: unknown) => err)
+      const made = await entry.create({ signals: false, duringDrain: null }).then(
+        async (c) => {
+          await c.close()
+          return null
+        },
+        (err: unknown) => err,
+      )
       if (made === null) failures.push(`${entry.name}: graceful({ duringDrain: null }) accepted (as 'close')`)
-      else if (!(made instanceof TypeError) || !(made as Error).message.includes('duringDrain')) failures.push(`${entry.name}: duringDrain: null → ${(made as Error).message}`)
+      else if (!(made instanceof TypeError) || !(made as Error).message.includes('duringDrain'))
+        failures.push(`${entry.name}: duringDrain: null → ${(made as Error).message}`)
       const { g, close } = await entry.create({ signals: false })
       for (const [what, call] of [
         ['pause({ mode: null })', () => g.pause({ mode: null as unknown as 'hold' })],
@@ -496,7 +599,7 @@ describe('D14: null is a value, not "absent"', () => {
   })
 })
 
-describe('D4 with Fastify: an announce phase longer than avvio\'s 10 s close timeout', () => {
+describe("D4 with Fastify: an announce phase longer than avvio's 10 s close timeout", () => {
   it('D4.1 fastify: readinessDelay 10.5 s (timeout 30 s): fastify.close() resolves after the announce phase — it neither rejects with avvio\'s "Plugin did not start in time" nor leaves the drain unfinished', async () => {
     const { fastifyTarget } = await import('../conformance/fixtures/fastify.js')
     const app = await fastifyTarget.start({ readinessDelay: 10_500, timeout: 30_000 })
@@ -514,67 +617,89 @@ describe('D4 with Fastify: an announce phase longer than avvio\'s 10 s close tim
 })
 
 describe('D6: timeout is the hard bound', () => {
-  it.each(targets)('D6.1 $name: a request that never ends, with a random timeout in [0, 300] ms: the drain ends by the timeout (+25 ms), not timeout + abortGrace', async (target) => {
-    await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 0, max: 300 }), fc.constantFrom(0, 20, 100, 250), async (timeout, abortGrace) => {
-        if (abortGrace > timeout) return
-        await using app = await target.start({ timeout, abortGrace })
-        const hanging = get(app.port, '/never?react=0', false)
-        await app.log.waitRan('GET /never?react=0')
-        const t0 = performance.now()
-        const r = await within(app.g.shutdown(), timeout + 3000)
-        const ms = performance.now() - t0
-        expect(r.hung, `timeout ${timeout}, abortGrace ${abortGrace}: the drain ended`).toBe(false)
-        expect(ms, `timeout ${timeout}, abortGrace ${abortGrace}: drain took ${Math.round(ms)} ms`).toBeLessThanOrEqual(timeout + 25)
-        await hanging.promise
-        expect(hanging.reply.settled).toBe(1)
-      }),
-      // the issue's own case first (timeout 150, abortGrace 100), then random ones
-      { ...fcOptions(15, 20_000), examples: [[150, 100]] },
-    )
-  })
+  it.each(targets)(
+    'D6.1 $name: a request that never ends, with a random timeout in [0, 300] ms: the drain ends by the timeout (+25 ms), not timeout + abortGrace',
+    async (target) => {
+      await fc.assert(
+        fc.asyncProperty(fc.integer({ min: 0, max: 300 }), fc.constantFrom(0, 20, 100, 250), async (timeout, abortGrace) => {
+          if (abortGrace > timeout) return
+          await using app = await target.start({ timeout, abortGrace })
+          const hanging = get(app.port, '/never?react=0', false)
+          await app.log.waitRan('GET /never?react=0')
+          const t0 = performance.now()
+          const r = await within(app.g.shutdown(), timeout + 3000)
+          const ms = performance.now() - t0
+          expect(r.hung, `timeout ${timeout}, abortGrace ${abortGrace}: the drain ended`).toBe(false)
+          expect(ms, `timeout ${timeout}, abortGrace ${abortGrace}: drain took ${Math.round(ms)} ms`).toBeLessThanOrEqual(timeout + 25)
+          await hanging.promise
+          expect(hanging.reply.settled).toBe(1)
+        }),
+        // the issue's own case first (timeout 150, abortGrace 100), then random ones
+        { ...fcOptions(15, 20_000), examples: [[150, 100]] },
+      )
+    },
+  )
 })
 
 describe('D6: what the deadline forced is not counted any more', () => {
-  it.each(targets)('D6.3 $name: a drain that forces a request whose handler ignores the abort: once shutdown() resolved, stats() shows 0 requests in flight (0 connections, closed), as for a client that left (D10)', async (target) => {
-    await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 0, max: 200 }), fc.constantFrom(0, 50), fc.integer({ min: 1, max: 3 }), async (timeout, abortGrace, n) => {
-        if (abortGrace > timeout) return
-        await using app = await target.start({ timeout, abortGrace })
-        const hanging = Array.from({ length: n }, (_, i) => get(app.port, `/never?react=0&i=${i}`, false))
-        for (let i = 0; i < n; i++) await app.log.waitRan(`GET /never?react=0&i=${i}`)
-        const r = await within(app.g.shutdown(), timeout + 3000)
-        expect(r.hung).toBe(false)
-        const s = app.g.stats()
-        expect(s.state).toBe('closed')
-        expect(s.connections).toBe(0)
-        expect(s.requestsInFlight, `timeout ${timeout}, abortGrace ${abortGrace}: ${n} forced requests (their handlers never return) still counted in flight after the drain`).toBe(0)
-        await Promise.all(hanging.map((h) => h.promise))
-      }),
-      { ...fcOptions(8, 15_000), examples: [[0, 0, 1], [150, 50, 2]] },
-    )
-  })
+  it.each(targets)(
+    'D6.3 $name: a drain that forces a request whose handler ignores the abort: once shutdown() resolved, stats() shows 0 requests in flight (0 connections, closed), as for a client that left (D10)',
+    async (target) => {
+      await fc.assert(
+        fc.asyncProperty(fc.integer({ min: 0, max: 200 }), fc.constantFrom(0, 50), fc.integer({ min: 1, max: 3 }), async (timeout, abortGrace, n) => {
+          if (abortGrace > timeout) return
+          await using app = await target.start({ timeout, abortGrace })
+          const hanging = Array.from({ length: n }, (_, i) => get(app.port, `/never?react=0&i=${i}`, false))
+          for (let i = 0; i < n; i++) await app.log.waitRan(`GET /never?react=0&i=${i}`)
+          const r = await within(app.g.shutdown(), timeout + 3000)
+          expect(r.hung).toBe(false)
+          const s = app.g.stats()
+          expect(s.state).toBe('closed')
+          expect(s.connections).toBe(0)
+          expect(
+            s.requestsInFlight,
+            `timeout ${timeout}, abortGrace ${abortGrace}: ${n} forced requests (their handlers never return) still counted in flight after the drain`,
+          ).toBe(0)
+          await Promise.all(hanging.map((h) => h.promise))
+        }),
+        {
+          ...fcOptions(8, 15_000),
+          examples: [
+            [0, 0, 1],
+            [150, 50, 2],
+          ],
+        },
+      )
+    },
+  )
 })
 
 describe('D6: shutdown({ timeout }) overrides the option for this drain', () => {
-  it.each(targets)('D6.2 $name: graceful({ timeout: T1 }) then shutdown({ timeout: T2 }) with a request that never ends: the deadline is T2 — longer or shorter than T1 (types.ts: "Overrides `timeout` for this drain")', async (target) => {
-    await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 50, max: 300 }), fc.integer({ min: 50, max: 300 }), async (t1, t2) => {
-        await using app = await target.start({ timeout: t1, abortGrace: 20 })
-        const hanging = get(app.port, '/never?react=0', false)
-        await app.log.waitRan('GET /never?react=0')
-        const t0 = performance.now()
-        const r = await within(app.g.shutdown({ timeout: t2 }), Math.max(t1, t2) + 3000)
-        const ms = performance.now() - t0
-        expect(r.hung).toBe(false)
-        // tolerant of D6.1 (the drain ending abortGrace after the deadline): only which deadline counts is measured here
-        expect(ms, `timeout ${t1}, shutdown({ timeout: ${t2} }): the drain was cut after ${Math.round(ms)} ms`).toBeGreaterThanOrEqual(t2 - 5)
-        expect(ms, `timeout ${t1}, shutdown({ timeout: ${t2} }): the drain was cut after ${Math.round(ms)} ms`).toBeLessThanOrEqual(t2 + 20 + 60)
-        await hanging.promise
-      }),
-      { ...fcOptions(10, 20_000), examples: [[50, 200], [200, 50]] },
-    )
-  })
+  it.each(targets)(
+    'D6.2 $name: graceful({ timeout: T1 }) then shutdown({ timeout: T2 }) with a request that never ends: the deadline is T2 — longer or shorter than T1 (types.ts: "Overrides `timeout` for this drain")',
+    async (target) => {
+      await fc.assert(
+        fc.asyncProperty(fc.integer({ min: 50, max: 300 }), fc.integer({ min: 50, max: 300 }), async (t1, t2) => {
+          await using app = await target.start({ timeout: t1, abortGrace: 20 })
+          const hanging = get(app.port, '/never?react=0', false)
+          await app.log.waitRan('GET /never?react=0')
+          const t0 = performance.now()
+          const r = await within(app.g.shutdown({ timeout: t2 }), Math.max(t1, t2) + 3000)
+          const ms = performance.now() - t0
+          expect(r.hung).toBe(false)
+          // tolerant of D6.1 (the drain ending abortGrace after the deadline): only which deadline counts is measured here
+          expect(ms, `timeout ${t1}, shutdown({ timeout: ${t2} }): the drain was cut after ${Math.round(ms)} ms`).toBeGreaterThanOrEqual(t2 - 5)
+          expect(ms, `timeout ${t1}, shutdown({ timeout: ${t2} }): the drain was cut after ${Math.round(ms)} ms`).toBeLessThanOrEqual(t2 + 20 + 60)
+          await hanging.promise
+        }),
+        {
+          ...fcOptions(10, 20_000),
+          examples: [
+            [50, 200],
+            [200, 50],
+          ],
+        },
+      )
+    },
+  )
 })
-
-export type { Controller }

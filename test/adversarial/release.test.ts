@@ -24,7 +24,10 @@ async function cycle(n: number, requests: number, end: 'server.close()' | 'shutd
     const server = http.createServer((_req, res) => res.end('ok'))
     const g = graceful(server, { logger: false, timeout: 500 })
     refs.push(new WeakRef(g), new WeakRef(server))
-    if (end === 'shutdown()') server.once('listening', () => { ends.push(() => g.shutdown()) })
+    if (end === 'shutdown()')
+      server.once('listening', () => {
+        ends.push(() => g.shutdown())
+      })
     server.listen(0, '127.0.0.1')
     await once(server, 'listening')
     servers.push(server)
@@ -65,7 +68,10 @@ describe('D20: controllers released when their servers close by themselves', () 
         const refs = await cycle(n, requests)
         await collect()
         const alive = refs.filter((r) => r.deref() !== undefined).length
-        expect({ SIGINT: process.listenerCount('SIGINT'), SIGTERM: process.listenerCount('SIGTERM') }, 'process signal listeners after every server closed').toEqual(baseline)
+        expect(
+          { SIGINT: process.listenerCount('SIGINT'), SIGTERM: process.listenerCount('SIGTERM') },
+          'process signal listeners after every server closed',
+        ).toEqual(baseline)
         expect(alive, `${alive} of ${refs.length} controllers/servers still reachable after ${n} servers closed with server.close()`).toBe(0)
       }),
       fcOptions(8, 20_000),

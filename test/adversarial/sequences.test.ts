@@ -33,15 +33,37 @@ type Op =
   | { op: 'delay'; ms: number }
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('pause' as const), mode: fc.constantFrom('refuse' as const, 'reject' as const, 'hold' as const), maxWait: fc.integer({ min: 10, max: 300 }), wait: fc.boolean() }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('pause' as const),
+      mode: fc.constantFrom('refuse' as const, 'reject' as const, 'hold' as const),
+      maxWait: fc.integer({ min: 10, max: 300 }),
+      wait: fc.boolean(),
+    }),
+  },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('resume' as const), wait: fc.boolean() }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('shutdown' as const), timeout: fc.option(fc.integer({ min: 0, max: 800 }), { nil: undefined }) }, { requiredKeys: ['op'] }) },
+  {
+    weight: 1,
+    arbitrary: fc.record(
+      { op: fc.constant('shutdown' as const), timeout: fc.option(fc.integer({ min: 0, max: 800 }), { nil: undefined }) },
+      { requiredKeys: ['op'] },
+    ),
+  },
   { weight: 1, arbitrary: fc.constant({ op: 'attach' as const }) },
   { weight: 1, arbitrary: fc.constant({ op: 'attachNew' as const }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('onShutdown' as const), ms: fc.integer({ min: 0, max: 60 }), fail: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('beforeShutdown' as const), ms: fc.integer({ min: 0, max: 60 }) }) },
   { weight: 1, arbitrary: fc.constant({ op: 'stats' as const }) },
-  { weight: 8, arbitrary: fc.record({ op: fc.constant('request' as const), route: fc.constantFrom<Route>('fast', 'slow', 'stream'), ms: fc.integer({ min: 1, max: 150 }), fresh: fc.boolean() }) },
+  {
+    weight: 8,
+    arbitrary: fc.record({
+      op: fc.constant('request' as const),
+      route: fc.constantFrom<Route>('fast', 'slow', 'stream'),
+      ms: fc.integer({ min: 1, max: 150 }),
+      fresh: fc.boolean(),
+    }),
+  },
   { weight: 4, arbitrary: fc.record({ op: fc.constant('delay' as const), ms: fc.integer({ min: 0, max: 40 }) }) },
 )
 
@@ -62,7 +84,9 @@ const ALLOWED: Record<State, readonly State[]> = {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 let rejections: unknown[] = []
-const onRejection = (reason: unknown): void => { rejections.push(reason) }
+const onRejection = (reason: unknown): void => {
+  rejections.push(reason)
+}
 beforeEach(() => {
   rejections = []
   process.on('unhandledRejection', onRejection)
@@ -116,7 +140,9 @@ async function runScenario(app: App, s: { ops: Op[]; duringDrain: 'close' | 'rej
   // what the server parsed (Node's own channel, before any listener): a request it never saw may be
   // reset with the listener's accept queue; one it saw must be answered
   const parsed = new Set<string>()
-  const onStart = (message: unknown): void => { parsed.add((message as { request: http.IncomingMessage }).request.url ?? '') }
+  const onStart = (message: unknown): void => {
+    parsed.add((message as { request: http.IncomingMessage }).request.url ?? '')
+  }
   diagnostics.subscribe('http.server.request.start', onStart)
 
   try {
@@ -127,7 +153,10 @@ async function runScenario(app: App, s: { ops: Op[]; duringDrain: 'close' | 'rej
       const before = g.state
       switch (o.op) {
         case 'pause': {
-          if (before === 'running' || before === 'paused') { pausedEver = true; modes.add(o.mode) }
+          if (before === 'running' || before === 'paused') {
+            pausedEver = true
+            modes.add(o.mode)
+          }
           const p = g.pause({ mode: o.mode, maxWait: o.maxWait })
           calls.push({ what: at, state: before, promise: p })
           if (o.wait) await p.catch(() => {})
@@ -157,7 +186,7 @@ async function runScenario(app: App, s: { ops: Op[]; duringDrain: 'close' | 'rej
           const state = g.state
           let err: unknown = null
           try {
-            (g as unknown as { attach(server: http.Server): unknown }).attach(extra)
+            ;(g as unknown as { attach(server: http.Server): unknown }).attach(extra)
           } catch (e) {
             err = e
           }
@@ -175,11 +204,14 @@ async function runScenario(app: App, s: { ops: Op[]; duringDrain: 'close' | 'rej
           const h = { kind: o.op, name: `${o.op}-${i}`, runs: 0, registeredBeforeDrain: before === 'running' || before === 'paused' }
           hooks.push(h)
           const register = o.op === 'onShutdown' ? g.onShutdown.bind(g) : g.beforeShutdown.bind(g)
-          register(async () => {
-            h.runs++
-            await sleep(o.ms)
-            if (o.op === 'onShutdown' && o.fail) throw new Error(`${h.name} fails`)
-          }, { name: h.name })
+          register(
+            async () => {
+              h.runs++
+              await sleep(o.ms)
+              if (o.op === 'onShutdown' && o.fail) throw new Error(`${h.name} fails`)
+            },
+            { name: h.name },
+          )
           break
         }
         case 'stats':
@@ -203,10 +235,15 @@ async function runScenario(app: App, s: { ops: Op[]; duringDrain: 'close' | 'rej
     shutdowns.push(g.shutdown())
     see('final shutdown() call')
     const bound = s.timeout + 500 /* hooksTimeout */ + 2000
-    const done = await within(Promise.all([shutdowns[0] as Promise<ShutdownReport>, ...sent.map((r) => r.promise), ...calls.map((c) => c.promise.catch(() => {}))]), bound)
+    const done = await within(
+      Promise.all([shutdowns[0] as Promise<ShutdownReport>, ...sent.map((r) => r.promise), ...calls.map((c) => c.promise.catch(() => {}))]),
+      bound,
+    )
     if (done.hung) {
       const pending = sent.filter((r) => r.reply.settled === 0).map((r) => r.url)
-      expect.fail(`hang: not settled ${bound} ms after shutdown(): state ${g.state}, stats ${JSON.stringify(g.stats())}, requests pending: ${pending.join(', ') || 'none'}`)
+      expect.fail(
+        `hang: not settled ${bound} ms after shutdown(): state ${g.state}, stats ${JSON.stringify(g.stats())}, requests pending: ${pending.join(', ') || 'none'}`,
+      )
     }
     const report = await (shutdowns[0] as Promise<ShutdownReport>)
     see('drain over')
@@ -226,12 +263,18 @@ async function runScenario(app: App, s: { ops: Op[]; duringDrain: 'close' | 'rej
 
     // pause/resume: resolved, or rejected with ClosedError (the drain began); called once draining → rejected
     for (const c of calls) {
-      const r = await c.promise.then(() => null, (err: unknown) => err)
+      const r = await c.promise.then(
+        () => null,
+        (err: unknown) => err,
+      )
       if (r !== null) expect((r as { code?: string }).code, `${c.what} rejected with ${(r as Error).message}`).toBe('ERR_QUIESCE_CLOSED')
       if (c.state === 'draining' || c.state === 'closed') expect(r, `${c.what} called while ${c.state} must reject with ClosedError`).not.toBeNull()
     }
     for (const m of ['pause', 'resume'] as const) {
-      const r = await g[m]().then(() => null, (err: unknown) => err)
+      const r = await g[m]().then(
+        () => null,
+        (err: unknown) => err,
+      )
       expect((r as { code?: string } | null)?.code, `${m}() once closed rejects with ClosedError`).toBe('ERR_QUIESCE_CLOSED')
     }
 
@@ -255,7 +298,10 @@ async function runScenario(app: App, s: { ops: Op[]; duringDrain: 'close' | 'rej
         // the kernel (as with Node's own server.close()); the server never saw the request
       } else {
         // cut mid-way: only at the deadline
-        expect(report.timedOut, `${what}: ${r.reply.error} although the drain did not time out (${parsed.has(r.url) ? 'the server had parsed the request' : 'the server never parsed it'}; report ${JSON.stringify({ ...report, forced: report.forced.length })})`).toBe(true)
+        expect(
+          report.timedOut,
+          `${what}: ${r.reply.error} although the drain did not time out (${parsed.has(r.url) ? 'the server had parsed the request' : 'the server never parsed it'}; report ${JSON.stringify({ ...report, forced: report.forced.length })})`,
+        ).toBe(true)
       }
     }
     // server side: no handler ran twice, none finished twice; every 200 was finished by its handler
@@ -270,7 +316,11 @@ async function runScenario(app: App, s: { ops: Op[]; duringDrain: 'close' | 'rej
     for (const h of hooks) {
       expect(h.runs, `${h.kind} ${h.name} ran ${h.runs} times`).toBeLessThanOrEqual(1)
       if (h.registeredBeforeDrain) expect(h.runs, `${h.kind} ${h.name}, registered before the drain, ran`).toBe(1)
-      if (h.runs === 1) expect(report.hooks.some((x) => x.name === h.name), `${h.name} in the report`).toBe(true)
+      if (h.runs === 1)
+        expect(
+          report.hooks.some((x) => x.name === h.name),
+          `${h.name} in the report`,
+        ).toBe(true)
     }
     // revision 3 (D1, D9): reaching the deadline with only idle sockets left is ok
     expect(report.ok, 'report.ok ⇔ nothing forced, every hook ok').toBe(report.forced.length === 0 && report.hooks.every((h) => h.ok))
@@ -285,17 +335,24 @@ async function runScenario(app: App, s: { ops: Op[]; duringDrain: 'close' | 'rej
     expect(app.server.listening, 'the listener is closed').toBe(false)
     for (const x of extras) expect(x.server.listening, `a server attached while ${x.state} was closed by the drain`).toBe(false)
     expect(rejections, 'unhandled rejections').toEqual([])
-    if (process.env.ADV_DEBUG) console.log(`${s.ops.map((o) => o.op).join(',')} | ${states.map((x) => x.state[0]).join('')} | ${sent.map((r) => r.reply.status ?? r.reply.error).join(',')} | timedOut ${report.timedOut} drain ${report.drainMs} ms`)
+    if (process.env.ADV_DEBUG)
+      console.log(
+        `${s.ops.map((o) => o.op).join(',')} | ${states.map((x) => x.state[0]).join('')} | ${sent.map((r) => r.reply.status ?? r.reply.error).join(',')} | timedOut ${report.timedOut} drain ${report.drainMs} ms`,
+      )
   } finally {
     diagnostics.unsubscribe('http.server.request.start', onStart)
     agent.destroy()
-    for (const x of extras) if (x.server.listening) { x.server.closeAllConnections(); x.server.close() }
+    for (const x of extras)
+      if (x.server.listening) {
+        x.server.closeAllConnections()
+        x.server.close()
+      }
     if (g.state !== 'closed') await within(g.shutdown({ timeout: 0 }), 2000)
   }
 }
 
 describe.each(targets)('$name', (target) => {
-  it('D13.1 random pause/resume/shutdown/attach/onShutdown/beforeShutdown/stats sequences with requests in flight: no hang, no unhandled rejection, every request answered exactly once, state only along the contract\'s table, shutdown() idempotent, ClosedError after the drain, stats back to 0', async () => {
+  it("D13.1 random pause/resume/shutdown/attach/onShutdown/beforeShutdown/stats sequences with requests in flight: no hang, no unhandled rejection, every request answered exactly once, state only along the contract's table, shutdown() idempotent, ClosedError after the drain, stats back to 0", async () => {
     await fc.assert(
       fc.asyncProperty(scenario, async (s) => {
         await using app = await target.start({ timeout: s.timeout, idleGrace: 30, hooksTimeout: 500, duringDrain: s.duringDrain })
@@ -324,7 +381,9 @@ describe('D20: a second graceful() on the same server', () => {
         try {
           const replies = paths.map((p) => get(port, p, false))
           const r = await within(Promise.all(replies.map((x) => x.promise)), 2000)
-          expect(r.hung, `requests to a server with two graceful() calls were never answered (${server.listenerCount('request')} 'request' listeners)`).toBe(false)
+          expect(r.hung, `requests to a server with two graceful() calls were never answered (${server.listenerCount('request')} 'request' listeners)`).toBe(
+            false,
+          )
           for (const [i, x] of replies.entries()) {
             expect(x.reply.settled).toBe(1)
             expect(x.reply.body).toBe(`ok ${paths[i]}`)

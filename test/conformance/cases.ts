@@ -81,7 +81,8 @@ export const cases: Case[] = [
   },
   {
     id: 'D1.3',
-    title: 'a busy client (it reused its socket 100 ms after an answer) is not taken for idle after idleGrace: its next request 120 ms into the drain is served',
+    title:
+      'a busy client (it reused its socket 100 ms after an answer) is not taken for idle after idleGrace: its next request 120 ms into the drain is served',
     async run(target) {
       await using app = await target.start({ idleGrace: 50 })
       const c = await RawClient.connect(app.port)
@@ -322,7 +323,8 @@ export const cases: Case[] = [
   },
   {
     id: 'D6.1',
-    title: 'abortGrace before the deadline a running request has its signal aborted with the "shutdown deadline" reason, and answering then is in time: nothing forced',
+    title:
+      'abortGrace before the deadline a running request has its signal aborted with the "shutdown deadline" reason, and answering then is in time: nothing forced',
     async run(target) {
       await using app = await target.start({ abortGrace: 300 })
       const c = await RawClient.connect(app.port)
@@ -365,7 +367,9 @@ export const cases: Case[] = [
       const agent = new http.Agent({ keepAlive: true })
       OK(await request(app.port, '/fast', { agent }))
       let closeAt = 0
-      app.server.once('close', () => { closeAt = performance.now() })
+      app.server.once('close', () => {
+        closeAt = performance.now()
+      })
       const slow = request(app.port, '/slow?ms=200', { agent })
       await app.log.waitRan('GET /slow?ms=200')
       const report = app.g.shutdown()
@@ -407,7 +411,7 @@ export const cases: Case[] = [
   },
   {
     id: 'D10.2',
-    title: '1,000 requests on one keep-alive socket leave the socket\'s listener count unchanged (D15)',
+    title: "1,000 requests on one keep-alive socket leave the socket's listener count unchanged (D15)",
     async run(target) {
       await using app = await target.start()
       const accepted = once(app.server, 'connection')
@@ -619,7 +623,12 @@ export const cases: Case[] = [
       app.server.on('checkContinue', (req, res) => {
         res.writeContinue()
         let body = ''
-        req.setEncoding('utf8').on('data', (d: string) => { body += d }).on('end', () => res.end(`echo:${body.length}`))
+        req
+          .setEncoding('utf8')
+          .on('data', (d: string) => {
+            body += d
+          })
+          .on('end', () => res.end(`echo:${body.length}`))
       })
       const c = await RawClient.connect(app.port)
       c.write('POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n')
@@ -641,7 +650,9 @@ export const cases: Case[] = [
     title: "a request with another Expect, accepted through 'checkExpectation', is a request in flight too",
     async run(target) {
       await using app = await target.start({ headerGrace: 100 })
-      app.server.on('checkExpectation', (_req, res) => { setTimeout(() => res.end('expected'), 300) })
+      app.server.on('checkExpectation', (_req, res) => {
+        setTimeout(() => res.end('expected'), 300)
+      })
       const c = await RawClient.connect(app.port)
       c.get('/upload', 'Expect: x-custom\r\n')
       await new Promise<void>((resolve) => app.server.once('checkExpectation', () => resolve()))
@@ -655,7 +666,8 @@ export const cases: Case[] = [
   },
   {
     id: 'D21.2',
-    title: "the app's own Connection: keep-alive does not survive the drain: the response says close, and the client's next request on that socket is never cut",
+    title:
+      "the app's own Connection: keep-alive does not survive the drain: the response says close, and the client's next request on that socket is never cut",
     async run(target) {
       await using app = await target.start()
       const c = await RawClient.connect(app.port)
@@ -692,7 +704,8 @@ export const cases: Case[] = [
   },
   {
     id: 'D6.3',
-    title: '`timeout` is the hard bound: signals abort abortGrace before it, and a request that ignores them is cut and the server closed at the timeout, not abortGrace later',
+    title:
+      '`timeout` is the hard bound: signals abort abortGrace before it, and a request that ignores them is cut and the server closed at the timeout, not abortGrace later',
     async run(target) {
       await using app = await target.start({ abortGrace: 300 })
       const c = await RawClient.connect(app.port)
@@ -732,7 +745,10 @@ export const cases: Case[] = [
     title: 'a duration a timer cannot hold (above 2^31−1 ms), a misspelled signal, and options meaningless together are refused at the call, naming the option',
     async run(target) {
       const bad: Array<[Record<string, unknown>, RegExp]> = [
-        [{ timeout: 2 ** 31 }, /`timeout` must be a number of milliseconds from 0 to 2147483647 \(2\^31−1, the longest a timer can wait\); received 2147483648/],
+        [
+          { timeout: 2 ** 31 },
+          /`timeout` must be a number of milliseconds from 0 to 2147483647 \(2\^31−1, the longest a timer can wait\); received 2147483648/,
+        ],
         [{ idleGrace: 3e9 }, /`idleGrace` .*2147483647/],
         [{ hooksTimeout: 2 ** 40 }, /`hooksTimeout`/],
         [{ fatalTimeout: 2 ** 31 }, /`fatalTimeout`/],

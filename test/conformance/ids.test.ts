@@ -12,7 +12,10 @@ function testFiles(): string[] {
   return dirs.flatMap((d) => {
     const dir = path.join(root, d)
     if (!fs.existsSync(dir)) return []
-    return fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.test.ts')).map((f) => path.join(d, f))
+    return fs
+      .readdirSync(dir, { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.test.ts'))
+      .map((f) => path.join(d, f))
   })
 }
 
@@ -40,11 +43,15 @@ describe('contract ids', () => {
 
   it("the README's contract table names every conformance sub-id in its promise's row", () => {
     const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8')
-    const missing = cases.filter((c) => c.id !== 'close').filter((c) => {
-      const [promise, sub] = c.id.slice(1).split('.').map(Number)
-      const row = new RegExp(`^\\| \\*\\*D${promise}\\*\\* \\|.*\\| ([^|]*) \\|$`, 'm').exec(readme)?.[1] ?? ''
-      return ![...row.matchAll(/D(\d+)\.(\d+)(?:–D\d+\.(\d+))?/g)].some((m) => Number(m[1]) === promise && Number(m[2]) <= sub! && sub! <= Number(m[3] ?? m[2]))
-    })
+    const missing = cases
+      .filter((c) => c.id !== 'close')
+      .filter((c) => {
+        const [promise, sub] = c.id.slice(1).split('.').map(Number)
+        const row = new RegExp(`^\\| \\*\\*D${promise}\\*\\* \\|.*\\| ([^|]*) \\|$`, 'm').exec(readme)?.[1] ?? ''
+        return ![...row.matchAll(/D(\d+)\.(\d+)(?:–D\d+\.(\d+))?/g)].some(
+          (m) => Number(m[1]) === promise && Number(m[2]) <= sub! && sub! <= Number(m[3] ?? m[2]),
+        )
+      })
     expect(missing.map((c) => c.id)).toEqual([])
   })
 })

@@ -34,11 +34,13 @@ const load = (url: string, prefix: string): LoadOptions => ({ url, prefix, clien
 const beforeShutdown = (): number => 100 + Math.random() * 200
 
 function summary(name: string, t: Tally, extra = ''): string {
-  return `${name}: ${t.requests} requests, ${t.ok} ok, ${t.refusedBeforeSending} refused before sending, ` +
+  return (
+    `${name}: ${t.requests} requests, ${t.ok} ok, ${t.refusedBeforeSending} refused before sending, ` +
     `${t.failedWithoutExecutionReused} + ${t.failedWithoutExecutionFresh} failed after sending without execution (reused + fresh sockets), ` +
     `${t.executedButFailed} executed but failed, ${t.lost} lost, ${t.postsExecutedTwice} POSTs executed twice; ` +
     `failures on reused sockets: ${t.failuresOnReusedWithinGrace} within idleGrace, ${t.failuresOnReusedDeliveredLate} delivered late, ${t.failuresOnReusedAtOrAfterGrace} at or after it; ` +
     `${t.answeredConnectionClose} answered Connection: close${extra}`
+  )
 }
 
 describe.each(targets)('$name', (target) => {

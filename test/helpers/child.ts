@@ -46,7 +46,9 @@ export class Child implements AsyncDisposable {
         for (const l of [...this.#lines]) l(line)
       }
     })
-    this.process.stderr?.setEncoding('utf8').on('data', (d: string) => { this.stderr += d })
+    this.process.stderr?.setEncoding('utf8').on('data', (d: string) => {
+      this.stderr += d
+    })
     this.exited = once(this.process, 'close').then(([code, signal]) => ({
       code: code as number | null,
       signal: signal as NodeJS.Signals | null,

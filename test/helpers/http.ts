@@ -11,14 +11,23 @@ export interface Answer {
 }
 
 /** One request to 127.0.0.1 (or `host`) on its own connection unless an agent is given, the whole body read. */
-export function request(port: number, path: string, options: { method?: string; headers?: http.OutgoingHttpHeaders; body?: string; agent?: http.Agent; host?: string } = {}): Promise<Answer> {
+export function request(
+  port: number,
+  path: string,
+  options: { method?: string; headers?: http.OutgoingHttpHeaders; body?: string; agent?: http.Agent; host?: string } = {},
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: options.host ?? '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers, agent: options.agent ?? false }, (res) => {
-      let body = ''
-      res.setEncoding('utf8').on('data', (d: string) => { body += d })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
-      res.on('error', reject)
-    })
+    const req = http.request(
+      { host: options.host ?? '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers, agent: options.agent ?? false },
+      (res) => {
+        let body = ''
+        res.setEncoding('utf8').on('data', (d: string) => {
+          body += d
+        })
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
+        res.on('error', reject)
+      },
+    )
     req.on('error', reject)
     req.end(options.body)
   })
@@ -42,8 +51,12 @@ export function h2request(client: http2.ClientHttp2Session, path: string, method
     let headers: http2.IncomingHttpHeaders = {}
     let data = ''
     stream.setEncoding('utf8')
-    stream.on('response', (h) => { headers = h })
-    stream.on('data', (d: string) => { data += d })
+    stream.on('response', (h) => {
+      headers = h
+    })
+    stream.on('data', (d: string) => {
+      data += d
+    })
     stream.on('end', () => {
       if (headers[':status'] === undefined) reject(new Error(`stream ended without a response (rstCode ${stream.rstCode})`))
       else resolve({ status: Number(headers[':status']), headers, body: data })
@@ -70,7 +83,10 @@ export function listenerClosed(server: unknown): Promise<number> {
 export function connectOutcome(port: number, host = '127.0.0.1'): Promise<string> {
   return new Promise((resolve) => {
     const s = net.connect({ port, host })
-    s.on('connect', () => { s.destroy(); resolve('connected') })
+    s.on('connect', () => {
+      s.destroy()
+      resolve('connected')
+    })
     s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message))
   })
 }

@@ -8,11 +8,20 @@ import { once } from 'node:events'
  */
 export async function openSocket(port: number, options: { host?: string; ca?: string; alpn?: string; allowHalfOpen?: boolean } = {}): Promise<net.Socket> {
   if (options.ca !== undefined) {
-    const socket = tls.connect({ port, host: options.host ?? '127.0.0.1', ca: options.ca, ALPNProtocols: options.alpn === undefined ? undefined : [options.alpn] })
+    const socket = tls.connect({
+      port,
+      host: options.host ?? '127.0.0.1',
+      ca: options.ca,
+      ALPNProtocols: options.alpn === undefined ? undefined : [options.alpn],
+    })
     await once(socket, 'secureConnect')
     return socket
   }
-  const socket = net.connect({ port, host: options.host ?? '127.0.0.1', ...(options.allowHalfOpen === undefined ? {} : { allowHalfOpen: options.allowHalfOpen }) })
+  const socket = net.connect({
+    port,
+    host: options.host ?? '127.0.0.1',
+    ...(options.allowHalfOpen === undefined ? {} : { allowHalfOpen: options.allowHalfOpen }),
+  })
   await once(socket, 'connect')
   return socket
 }
@@ -72,7 +81,12 @@ export abstract class SocketClient {
       const left = deadline - performance.now()
       if (left <= 0) throw new Error(`timed out waiting for ${what}`)
       let timer: NodeJS.Timeout | undefined
-      await Promise.race([new Promise<void>((r) => this.#waiters.push(r)), new Promise((r) => { timer = setTimeout(r, left) })])
+      await Promise.race([
+        new Promise<void>((r) => this.#waiters.push(r)),
+        new Promise((r) => {
+          timer = setTimeout(r, left)
+        }),
+      ])
       clearTimeout(timer)
     }
   }

@@ -32,7 +32,13 @@ export function testCertificate(): Promise<TestCertificate> {
         { name: 'basicConstraints', cA: false },
         { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
         { name: 'extKeyUsage', serverAuth: true },
-        { name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] },
+        {
+          name: 'subjectAltName',
+          altNames: [
+            { type: 2, value: 'localhost' },
+            { type: 7, ip: '127.0.0.1' },
+          ],
+        },
       ],
     })
     return { key: pems.private, cert: pems.cert }
@@ -45,7 +51,10 @@ export function testCertificate(): Promise<TestCertificate> {
  * keepAliveTimeout, runs `before` (attach quiesce there), and listens on 127.0.0.1.
  * Clients pass `ca`.
  */
-export async function listenSecure<S extends https.Server | http2.Http2SecureServer>(create: (certificate: TestCertificate) => S, before?: (server: S) => void): Promise<{ server: S; port: number; ca: string }> {
+export async function listenSecure<S extends https.Server | http2.Http2SecureServer>(
+  create: (certificate: TestCertificate) => S,
+  before?: (server: S) => void,
+): Promise<{ server: S; port: number; ca: string }> {
   const certificate = await testCertificate()
   const server = create(certificate)
   if (server instanceof https.Server) server.keepAliveTimeout = 60_000
@@ -75,10 +84,26 @@ export interface SecureMiddlewareApp<G, S> extends AsyncDisposable {
  * An Express or Koa app (its `create` builds the server) behind the middleware `g` over TLS;
  * `g` is attached before the server listens (D17) unless `attach` is false.
  */
-export async function startSecureMiddleware<G extends Middleware, S extends https.Server | http2.Http2SecureServer>(g: G, log: AppLog, create: (certificate: TestCertificate) => S, attach = true): Promise<SecureMiddlewareApp<G, S>> {
-  const { server, port, ca } = await listenSecure(create, attach ? (s) => { g.attach(s) } : undefined)
+export async function startSecureMiddleware<G extends Middleware, S extends https.Server | http2.Http2SecureServer>(
+  g: G,
+  log: AppLog,
+  create: (certificate: TestCertificate) => S,
+  attach = true,
+): Promise<SecureMiddlewareApp<G, S>> {
+  const { server, port, ca } = await listenSecure(
+    create,
+    attach
+      ? (s) => {
+          g.attach(s)
+        }
+      : undefined,
+  )
   return {
-    server, g, log, port, ca,
+    server,
+    g,
+    log,
+    port,
+    ca,
     [Symbol.asyncDispose]: async () => {
       if (g.state !== 'closed' && g.servers.length > 0) await g.shutdown({ timeout: 200 })
       if (server.listening) server.close()

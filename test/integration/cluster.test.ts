@@ -22,12 +22,15 @@ afterEach(async () => {
 })
 
 function startPrimary(mode: 'quiesce' | 'naive', extraEnv: Record<string, string> = {}): Child {
-  const primary = Child.fork(`${fixtures}/cluster-primary.mjs`, cleanEnv({
-    PRIMARY_MODE: mode,
-    REPORT_PORT: String(reporter.port),
-    QUIESCE_OPTIONS: JSON.stringify({ timeout: 5000, hooksTimeout: 1000 }),
-    ...extraEnv,
-  }))
+  const primary = Child.fork(
+    `${fixtures}/cluster-primary.mjs`,
+    cleanEnv({
+      PRIMARY_MODE: mode,
+      REPORT_PORT: String(reporter.port),
+      QUIESCE_OPTIONS: JSON.stringify({ timeout: 5000, hooksTimeout: 1000 }),
+      ...extraEnv,
+    }),
+  )
   pids.add(primary.pid)
   return primary
 }
@@ -42,7 +45,10 @@ async function workersUp(count: number, from: number): Promise<{ pids: number[];
 }
 
 /** `restarts` full rolling restarts under load; returns the load's result, the restart reports and the last workers. */
-async function restartUnderLoad(primary: Child, restarts: number): Promise<{ load: Awaited<ReturnType<Load['stop']>>; reports: ReportEvent[]; workerPids: number[] }> {
+async function restartUnderLoad(
+  primary: Child,
+  restarts: number,
+): Promise<{ load: Awaited<ReturnType<Load['stop']>>; reports: ReportEvent[]; workerPids: number[] }> {
   const { pids: first, port } = await workersUp(2, 0)
   const load = new Load(port, 8)
   await load.progressed(300)
@@ -51,9 +57,13 @@ async function restartUnderLoad(primary: Child, restarts: number): Promise<{ loa
   for (let i = 0; i < restarts; i++) {
     const from = reporter.mark()
     primary.proc.send('restart')
-    reports.push(await reporter.waitFor((e) => e.event === 'restarted', 'the restart to finish', { from }).catch((err: Error) => {
-      throw new Error(`${err.message}\nprimary output:\n${primary.output}`)
-    }))
+    reports.push(
+      await reporter
+        .waitFor((e) => e.event === 'restarted', 'the restart to finish', { from })
+        .catch((err: Error) => {
+          throw new Error(`${err.message}\nprimary output:\n${primary.output}`)
+        }),
+    )
     workerPids = (await workersUp(2, from)).pids
     // the new workers take load before the next step
     await load.progressed(300)
@@ -75,7 +85,10 @@ describe('node:cluster rolling restart (@quiesce/core/cluster)', () => {
       const report = r.report as { ok: boolean; workers: Array<{ code: number; killed: boolean }> }
       // each old worker drained and exited 0 by itself, none was killed
       expect(report.ok, JSON.stringify(report)).toBe(true)
-      expect(report.workers.map((w) => [w.code, w.killed])).toEqual([[0, false], [0, false]])
+      expect(report.workers.map((w) => [w.code, w.killed])).toEqual([
+        [0, false],
+        [0, false],
+      ])
     }
     // the last workers served (the load reached them)
     for (const pid of workerPids) expect(load.byPid.get(pid) ?? 0).toBeGreaterThan(0)
@@ -142,7 +155,11 @@ describe('node:cluster rolling restart (@quiesce/core/cluster)', () => {
     primary.proc.send({ env: { NOTIFY_READY: '0' } })
     from = reporter.mark()
     primary.proc.send('restart')
-    const bad = (await reporter.waitFor((e) => e.event === 'restarted', 'the second restart', { from })).report as { ok: boolean; workers: unknown[]; error: string }
+    const bad = (await reporter.waitFor((e) => e.event === 'restarted', 'the second restart', { from })).report as {
+      ok: boolean
+      workers: unknown[]
+      error: string
+    }
     expect(bad.ok).toBe(false)
     expect(bad.workers).toEqual([])
     expect(bad.error).toMatch(/did not come up: not up within startTimeout \(1500 ms\)/)
@@ -169,9 +186,15 @@ describe('node:cluster rolling restart (@quiesce/core/cluster)', () => {
     await load.progressed(200)
     const from = reporter.mark()
     primary.proc.send('restart')
-    const done = (await reporter.waitFor((e) => e.event === 'restarted', 'the restart', { from })).report as { ok: boolean; workers: Array<{ code: number; killed: boolean; drainMs: number }> }
+    const done = (await reporter.waitFor((e) => e.event === 'restarted', 'the restart', { from })).report as {
+      ok: boolean
+      workers: Array<{ code: number; killed: boolean; drainMs: number }>
+    }
     const result = await load.stop()
-    expect(done.workers.map((w) => [w.code, w.killed])).toEqual([[0, false], [0, false]])
+    expect(done.workers.map((w) => [w.code, w.killed])).toEqual([
+      [0, false],
+      [0, false],
+    ])
     // drained at once on the message, not at killTimeout (10 s)
     for (const w of done.workers) expect(w.drainMs).toBeLessThan(5000)
     expect(done.ok).toBe(true)

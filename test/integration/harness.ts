@@ -75,7 +75,10 @@ export class Reporter {
       if (found !== undefined) return found
       const left = deadline - performance.now()
       if (left <= 0) {
-        const recent = this.events.slice(-15).map((e) => JSON.stringify(e)).join('\n  ')
+        const recent = this.events
+          .slice(-15)
+          .map((e) => JSON.stringify(e))
+          .join('\n  ')
         throw new Error(`timed out waiting for ${what}; last events:\n  ${recent}`)
       }
       let timer: NodeJS.Timeout | undefined
@@ -90,10 +93,21 @@ export class Reporter {
   /** Waits until `count` distinct matching events (by pid) arrived from index `from` on. */
   async waitForPids(count: number, match: (e: ReportEvent) => boolean, what: string, options: { from?: number; ms?: number } = {}): Promise<number[]> {
     let pids: number[] = []
-    await this.waitFor(() => {
-      pids = [...new Set(this.events.slice(options.from ?? 0).filter(match).map((e) => e.pid))]
-      return pids.length >= count
-    }, what, options)
+    await this.waitFor(
+      () => {
+        pids = [
+          ...new Set(
+            this.events
+              .slice(options.from ?? 0)
+              .filter(match)
+              .map((e) => e.pid),
+          ),
+        ]
+        return pids.length >= count
+      },
+      what,
+      options,
+    )
     return pids
   }
 
@@ -126,8 +140,12 @@ export class Child {
 
   constructor(proc: ChildProcess) {
     this.proc = proc
-    proc.stdout?.setEncoding('utf8').on('data', (s: string) => { this.output += s })
-    proc.stderr?.setEncoding('utf8').on('data', (s: string) => { this.output += s })
+    proc.stdout?.setEncoding('utf8').on('data', (s: string) => {
+      this.output += s
+    })
+    proc.stderr?.setEncoding('utf8').on('data', (s: string) => {
+      this.output += s
+    })
     this.exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })))
   }
 
@@ -205,7 +223,10 @@ export class Load {
   #t0 = performance.now()
   #countWaiters: Array<{ n: number; resolve: () => void }> = []
 
-  constructor(readonly port: number, lanes = 8) {
+  constructor(
+    readonly port: number,
+    lanes = 8,
+  ) {
     this.agent = new http.Agent({ keepAlive: true, maxSockets: lanes })
     for (let i = 0; i < lanes; i++) this.#lanes.push(this.#lane(i))
   }
@@ -254,7 +275,9 @@ export class Load {
       const req = http.request({ host: '127.0.0.1', port: this.port, path, method: post ? 'POST' : 'GET', agent: this.agent, timeout: 5_000 }, (res) => {
         let body = ''
         res.setEncoding('utf8')
-        res.on('data', (c: string) => { body += c })
+        res.on('data', (c: string) => {
+          body += c
+        })
         res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`status ${res.statusCode}`))))
         res.on('error', reject)
       })
@@ -276,16 +299,21 @@ export { get } from '../helpers/http.js'
 
 /** The reporter's events within `ms` of each failure: where a loss happened in a restart's timeline. */
 export function aroundFailures(r: LoadResult, reporter: Reporter, ms = 300): string {
-  return r.failures.slice(0, 5).map((f) => {
-    const near = reporter.events.filter((e) => Math.abs(e.at - f.t) <= ms && e.event !== 'slow-start')
-    return `${f.kind} #${f.id} ${f.error} at ${f.t.toFixed(1)}:\n${near.map((e) => `    ${(e.at - f.t).toFixed(1)} ms ${JSON.stringify({ ...e, at: undefined })}`).join('\n')}`
-  }).join('\n')
+  return r.failures
+    .slice(0, 5)
+    .map((f) => {
+      const near = reporter.events.filter((e) => Math.abs(e.at - f.t) <= ms && e.event !== 'slow-start')
+      return `${f.kind} #${f.id} ${f.error} at ${f.t.toFixed(1)}:\n${near.map((e) => `    ${(e.at - f.t).toFixed(1)} ms ${JSON.stringify({ ...e, at: undefined })}`).join('\n')}`
+    })
+    .join('\n')
 }
 
 /** A summary for assertion messages. */
 export function describeLoad(r: LoadResult): string {
   const kinds = new Map<string, number>()
   for (const f of r.failures) kinds.set(`${f.kind}: ${f.error}`, (kinds.get(`${f.kind}: ${f.error}`) ?? 0) + 1)
-  return `${r.total} requests (${r.posts} POSTs) in ${r.durationMs} ms, ${r.failures.length} failed` +
+  return (
+    `${r.total} requests (${r.posts} POSTs) in ${r.durationMs} ms, ${r.failures.length} failed` +
     (kinds.size > 0 ? ` — ${[...kinds].map(([k, n]) => `${n}× ${k}`).join('; ')}` : '')
+  )
 }

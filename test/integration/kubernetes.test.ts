@@ -28,7 +28,10 @@ async function startApp(options: Record<string, unknown>): Promise<{ app: Child;
   return { app, port: listening.port as number }
 }
 
-const of = (pid: number, event: string) => (e: ReportEvent): boolean => e.pid === pid && e.event === event
+const of =
+  (pid: number, event: string) =>
+  (e: ReportEvent): boolean =>
+    e.pid === pid && e.event === event
 
 describe('Kubernetes: readiness during the announce phase', () => {
   it('D4.10 at SIGTERM the readiness probe answers 503 at once while other routes still answer, for readinessDelay; then the listener closes and the drain ends with exit 0', async () => {
@@ -73,7 +76,7 @@ describe('Kubernetes: readiness during the announce phase', () => {
     expect((await reporter.waitFor(of(app.pid, 'drain-end'), 'the report')).ok).toBe(true)
   })
 
-  it("D19.1 an explicit budget (terminationGracePeriodSeconds) that timeout + hooksTimeout exceed: a start-up warning naming both numbers, and a drain that fits", async () => {
+  it('D19.1 an explicit budget (terminationGracePeriodSeconds) that timeout + hooksTimeout exceed: a start-up warning naming both numbers, and a drain that fits', async () => {
     const { app } = await startApp({ budget: 3000, timeout: 10_000, hooksTimeout: 5000 })
     expect(reporter.logs(app.pid)).toContain(
       'quiesce: timeout (10000 ms) + hooksTimeout (5000 ms) = 15000 ms exceeds the budget option of 3000 ms; ' +

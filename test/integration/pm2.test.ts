@@ -42,29 +42,36 @@ interface App {
 /** Writes an ecosystem file for `app` and starts it; resolves once every instance listens. */
 async function startApp(app: App): Promise<number[]> {
   const config = {
-    apps: [{
-      name: app.name,
-      script: path.join(fixtures, 'worker-app.cjs'),
-      exec_mode: 'cluster',
-      instances: app.instances,
-      ...(app.killTimeout !== undefined ? { kill_timeout: app.killTimeout } : {}),
-      ...app.extra,
-      env: {
-        PORT: String(app.port),
-        REPORT_PORT: String(reporter.port),
-        QUIESCE_OPTIONS: JSON.stringify(app.options ?? {}),
-        ...app.env,
+    apps: [
+      {
+        name: app.name,
+        script: path.join(fixtures, 'worker-app.cjs'),
+        exec_mode: 'cluster',
+        instances: app.instances,
+        ...(app.killTimeout !== undefined ? { kill_timeout: app.killTimeout } : {}),
+        ...app.extra,
+        env: {
+          PORT: String(app.port),
+          REPORT_PORT: String(reporter.port),
+          QUIESCE_OPTIONS: JSON.stringify(app.options ?? {}),
+          ...app.env,
+        },
       },
-    }],
+    ],
   }
   const file = path.join(home, `${app.name}.config.cjs`)
   fs.writeFileSync(file, `module.exports = ${JSON.stringify(config, null, 2)}\n`)
   const from = reporter.mark()
   await pm2('start', file)
-  return reporter.waitForPids(app.instances, (e) => e.event === 'listening' && e.port === app.port, `${app.name}: ${app.instances} instances listening`, { from })
+  return reporter.waitForPids(app.instances, (e) => e.event === 'listening' && e.port === app.port, `${app.name}: ${app.instances} instances listening`, {
+    from,
+  })
 }
 
-const eventOf = (pid: number, event: string) => (e: ReportEvent): boolean => e.pid === pid && e.event === event
+const eventOf =
+  (pid: number, event: string) =>
+  (e: ReportEvent): boolean =>
+    e.pid === pid && e.event === event
 
 beforeAll(async () => {
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'quiesce-pm2-'))
@@ -138,8 +145,8 @@ describe('PM2 cluster mode', () => {
     const tight: App = { name: 'tight', port: await freePort(), instances: 1 }
     // an explicit kill_timeout is the budget too
     const set: App = { name: 'set', port: await freePort(), instances: 1, killTimeout: 2500, options: { timeout: 4000, hooksTimeout: 1000 } }
-    const [tightPid] = await startApp(tight) as [number]
-    const [setPid] = await startApp(set) as [number]
+    const [tightPid] = (await startApp(tight)) as [number]
+    const [setPid] = (await startApp(set)) as [number]
     expect(reporter.logs(tightPid)).toContain(
       "quiesce: timeout (10000 ms) + hooksTimeout (5000 ms) = 15000 ms exceeds PM2's default kill_timeout of 1600 ms; " +
         'draining with timeout 1000 ms and hooksTimeout 500 ms so the process exits before it is killed',
@@ -148,7 +155,10 @@ describe('PM2 cluster mode', () => {
 
     // a request that never answers holds the drain to its (fitted) deadline
     const from = reporter.mark()
-    const hung = get(tight.port, '/hang?id=h').then(() => 'answered', (err: Error) => err.message)
+    const hung = get(tight.port, '/hang?id=h').then(
+      () => 'answered',
+      (err: Error) => err.message,
+    )
     await reporter.waitFor((e) => e.event === 'hang' && e.pid === tightPid, 'the hanging request to arrive', { from })
     await pm2('reload', tight.name)
     const start = await reporter.waitFor(eventOf(tightPid, 'drain-start'), 'the drain to start', { from })
@@ -163,8 +173,15 @@ describe('PM2 cluster mode', () => {
   })
 
   it("D19.3 PM2's shutdown message (shutdown_with_message) drains like a signal", async () => {
-    const app: App = { name: 'message', port: await freePort(), instances: 1, killTimeout: 5000, options: { timeout: 3000, hooksTimeout: 1000 }, extra: { shutdown_with_message: true } }
-    const [pid] = await startApp(app) as [number]
+    const app: App = {
+      name: 'message',
+      port: await freePort(),
+      instances: 1,
+      killTimeout: 5000,
+      options: { timeout: 3000, hooksTimeout: 1000 },
+      extra: { shutdown_with_message: true },
+    }
+    const [pid] = (await startApp(app)) as [number]
     const from = reporter.mark()
     const slow = get(app.port, '/slow?id=m&ms=400&report=1')
     await reporter.waitFor((e) => e.event === 'slow-start' && e.pid === pid, 'the slow request to arrive', { from })

@@ -76,7 +76,7 @@ describe('signals and exit codes', () => {
     expect(exit.code).toBe(0)
   })
 
-  it('D9.8 signals: false leaves the signal alone (Node\'s default: the process dies by the signal)', async () => {
+  it("D9.8 signals: false leaves the signal alone (Node's default: the process dies by the signal)", async () => {
     await using child = new Child('no-signals.mjs')
     await child.ready()
     child.kill('SIGTERM')

@@ -22,7 +22,10 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const CADDYFILE = path.join(root, 'examples', 'caddy', 'Caddyfile')
 const missing = findBinary('caddy') === null
 const skip = missing && !process.env.CI
-if (skip) console.warn('\n!!! caddy is not installed: the Caddy retry test is SKIPPED on this machine (in CI it fails).\n!!! Install it: apt-get update && apt-get install -y caddy\n')
+if (skip)
+  console.warn(
+    '\n!!! caddy is not installed: the Caddy retry test is SKIPPED on this machine (in CI it fails).\n!!! Install it: apt-get update && apt-get install -y caddy\n',
+  )
 
 async function listen(server: net.Server): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
@@ -38,10 +41,20 @@ async function freePort(): Promise<number> {
 
 function send(port: number, method: 'GET' | 'POST', id: string): Promise<number | string> {
   return new Promise((resolve) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path: method === 'GET' ? `/work?id=${id}` : '/orders', agent: false, headers: method === 'POST' ? { 'Content-Length': Buffer.byteLength(id) } : {} }, (res) => {
-      res.resume()
-      res.on('end', () => resolve(res.statusCode ?? 0))
-    })
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path: method === 'GET' ? `/work?id=${id}` : '/orders',
+        agent: false,
+        headers: method === 'POST' ? { 'Content-Length': Buffer.byteLength(id) } : {},
+      },
+      (res) => {
+        res.resume()
+        res.on('end', () => resolve(res.statusCode ?? 0))
+      },
+    )
     req.setTimeout(10_000, () => req.destroy(new Error('no answer')))
     req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message))
     req.end(method === 'POST' ? id : undefined)
@@ -52,24 +65,35 @@ function send(port: number, method: 'GET' | 'POST', id: string): Promise<number 
 async function throughCaddy(caddyfile: string, requests: number): Promise<{ received: Map<string, number>; answers: Array<number | string> }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'quiesce-caddy-retry-'))
   const received = new Map<string, number>()
-  const backends = [0, 1].map(() => http.createServer((req, res) => {
-    // no pooled connection: Caddy's HTTP client (Go's net/http) resends an idempotent GET by itself
-    // when a *reused* connection breaks before any answer (RFC 9110 §9.2.2) — whatever the
-    // Caddyfile says. This test is about what the Caddyfile retries, so nothing is reused.
-    if (req.url === '/ready') return res.writeHead(200, { Connection: 'close' }).end('ready')
-    let body = ''
-    req.setEncoding('utf8').on('data', (d: string) => { body += d })
-    req.on('end', () => {
-      const id = req.method === 'GET' ? new URL(req.url ?? '/', 'http://x').searchParams.get('id') ?? '' : body
-      received.set(id, (received.get(id) ?? 0) + 1)
-      req.socket.destroy() // sent, maybe executed, never answered
-    })
-  }))
+  const backends = [0, 1].map(() =>
+    http.createServer((req, res) => {
+      // no pooled connection: Caddy's HTTP client (Go's net/http) resends an idempotent GET by itself
+      // when a *reused* connection breaks before any answer (RFC 9110 §9.2.2) — whatever the
+      // Caddyfile says. This test is about what the Caddyfile retries, so nothing is reused.
+      if (req.url === '/ready') return res.writeHead(200, { Connection: 'close' }).end('ready')
+      let body = ''
+      req.setEncoding('utf8').on('data', (d: string) => {
+        body += d
+      })
+      req.on('end', () => {
+        const id = req.method === 'GET' ? (new URL(req.url ?? '/', 'http://x').searchParams.get('id') ?? '') : body
+        received.set(id, (received.get(id) ?? 0) + 1)
+        req.socket.destroy() // sent, maybe executed, never answered
+      })
+    }),
+  )
   const [a, b] = await Promise.all(backends.map((s) => listen(s)))
   const proxyPort = await freePort()
   fs.writeFileSync(path.join(dir, 'Caddyfile'), caddyfile)
   const caddy = spawn(findBinary('caddy')!, ['run', '--config', path.join(dir, 'Caddyfile'), '--adapter', 'caddyfile'], {
-    env: { ...process.env, PROXY_PORT: String(proxyPort), APP_A: String(a), APP_B: String(b), XDG_DATA_HOME: path.join(dir, 'data'), XDG_CONFIG_HOME: path.join(dir, 'config') },
+    env: {
+      ...process.env,
+      PROXY_PORT: String(proxyPort),
+      APP_A: String(a),
+      APP_B: String(b),
+      XDG_DATA_HOME: path.join(dir, 'data'),
+      XDG_CONFIG_HOME: path.join(dir, 'config'),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const exited = new Promise((resolve) => caddy.once('exit', resolve))

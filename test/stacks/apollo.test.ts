@@ -15,7 +15,9 @@ describe('Apollo Server 5 + Express integration', () => {
       expect(once(marks, 'quiesce:draining')).toBeLessThan(finished)
       expect(once(marks, 'apollo:drainServer')).toBeGreaterThan(finished)
       expect(once(marks, 'apollo:serverWillStop')).toBeGreaterThan(finished)
-      expect(exit.stdout).toMatch(/quiesce: shutdown \(signal SIGTERM\) drained .* 1 request completed, 0 aborted, 0 rejected — 1 idle socket closed, 0 forced — hooks: apollo ok/)
+      expect(exit.stdout).toMatch(
+        /quiesce: shutdown \(signal SIGTERM\) drained .* 1 request completed, 0 aborted, 0 rejected — 1 idle socket closed, 0 forced — hooks: apollo ok/,
+      )
     })
   }
 
@@ -27,7 +29,7 @@ describe('Apollo Server 5 + Express integration', () => {
     expect(exit.stdout).not.toContain('again — forcing')
   })
 
-  it("Apollo's default (stopOnTerminationSignals on) without the drain plugin: Apollo stops at once and re-sends SIGTERM while the operation is in flight; that is not a \"force now\" signal: the operation completes, exit 0 (D20)", async () => {
+  it('Apollo\'s default (stopOnTerminationSignals on) without the drain plugin: Apollo stops at once and re-sends SIGTERM while the operation is in flight; that is not a "force now" signal: the operation completes, exit 0 (D20)', async () => {
     const { marks, exit, slow: r } = await drain('apollo.mjs', { slow, env: { ...production, APOLLO_SIGNALS: '1' } })
     expect(JSON.parse(r.body)).toEqual({ data: { slow: 'slow done' } })
     // Apollo stopped while the operation ran: why the recipe turns its signal handling off

@@ -36,7 +36,13 @@ interface ExportedSpan {
 
 const SERVER = 1 // SpanKind.SERVER
 
-async function run(fixture: string): Promise<{ spans: ExportedSpan[]; seen: Map<string, { traceId: string; spanId: string }>; stdout: string; code: number | null; slow: Awaited<ReturnType<typeof request>> }> {
+async function run(fixture: string): Promise<{
+  spans: ExportedSpan[]
+  seen: Map<string, { traceId: string; spanId: string }>
+  stdout: string
+  code: number | null
+  slow: Awaited<ReturnType<typeof request>>
+}> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'quiesce-otel-'))
   const file = path.join(dir, 'spans.jsonl')
   try {
@@ -54,7 +60,11 @@ async function run(fixture: string): Promise<{ spans: ExportedSpan[]; seen: Map<
     const slow = await answer
     const exit = await child.exited
     const spans = fs.existsSync(file)
-      ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as ExportedSpan)
+      ? fs
+          .readFileSync(file, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as ExportedSpan)
       : []
     const seen = new Map<string, { traceId: string; spanId: string }>()
     for (const m of exit.stdout.matchAll(/^span (\S+) (\S+) (\S+)$/gm)) seen.set(m[3]!, { traceId: m[1]!, spanId: m[2]! })
@@ -65,7 +75,7 @@ async function run(fixture: string): Promise<{ spans: ExportedSpan[]; seen: Map<
 }
 
 describe('OpenTelemetry NodeSDK with the http instrumentation', () => {
-  it('D2 D8 D9 SIGTERM with a traced request in flight: it completes, its span (the handler\'s active span, child of the incoming traceparent) is exported by sdk.shutdown() in a cleanup hook before exit 0', async () => {
+  it("D2 D8 D9 SIGTERM with a traced request in flight: it completes, its span (the handler's active span, child of the incoming traceparent) is exported by sdk.shutdown() in a cleanup hook before exit 0", async () => {
     const r = await run('otel-server.mjs')
     expect(r.slow.status).toBe(200)
     expect(r.slow.body).toBe('slow')
@@ -135,7 +145,12 @@ describe('OpenTelemetry NodeSDK with the http instrumentation', () => {
 
       const seen = new Map<string, { traceId: string; spanId: string }>()
       for (const m of exit.stdout.matchAll(/^span (\S+) (\S+) (\S+)$/gm)) seen.set(m[3]!, { traceId: m[1]!, spanId: m[2]! })
-      const spans = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as ExportedSpan).filter((s) => s.kind === SERVER)
+      const spans = fs
+        .readFileSync(file, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as ExportedSpan)
+        .filter((s) => s.kind === SERVER)
       for (const url of ['/fast?n=before', '/slow', '/fast?n=kept', '/fast?n=fresh']) {
         const handler = seen.get(url)
         expect(handler?.spanId, `${url}: ${exit.stdout}`).toMatch(/^[0-9a-f]{16}$/)
@@ -151,7 +166,7 @@ describe('OpenTelemetry NodeSDK with the http instrumentation', () => {
     }
   })
 
-  it('D13 a request held by pause({ mode: \'hold\' }) and dispatched at resume() runs inside its own span (the incoming traceparent its parent)', async () => {
+  it("D13 a request held by pause({ mode: 'hold' }) and dispatched at resume() runs inside its own span (the incoming traceparent its parent)", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'quiesce-otel-'))
     const file = path.join(dir, 'spans.jsonl')
     try {
@@ -173,7 +188,12 @@ describe('OpenTelemetry NodeSDK with the http instrumentation', () => {
       const m = /^span (\S+) (\S+) \/held$/m.exec(exit.stdout)
       expect(m, exit.stdout).not.toBeNull()
       expect(m![1]).toBe(TRACE_ID)
-      const spans = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as ExportedSpan).filter((s) => s.kind === SERVER)
+      const spans = fs
+        .readFileSync(file, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as ExportedSpan)
+        .filter((s) => s.kind === SERVER)
       const span = spans.find((s) => s.spanId === m![2])
       expect(span, JSON.stringify(spans)).toBeDefined()
       expect(span!.parentSpanId).toBe(PARENT_ID)
@@ -183,4 +203,3 @@ describe('OpenTelemetry NodeSDK with the http instrumentation', () => {
     }
   })
 })
-

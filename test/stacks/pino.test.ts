@@ -60,7 +60,7 @@ describe('pino with a transport as the logger', () => {
     }
   })
 
-  it('D9 quiesce calls pino\'s flush(cb) and waits for its callback before the process exits', async () => {
+  it("D9 quiesce calls pino's flush(cb) and waits for its callback before the process exits", async () => {
     const { dir, file } = tempLog()
     try {
       await using child = new Child(path.join(fixtures, 'pino-flush.mjs'), { LOG_FILE: file })
@@ -93,7 +93,11 @@ describe('pino with a transport as the logger', () => {
       expect(r.body).toBe('slow')
       const exit = await child.exited
       expect(exit.code, exit.stderr).toBe(1)
-      const records = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string })
+      const records = fs
+        .readFileSync(file, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { level: number; msg: string })
       const fatal = records.find((x) => x.msg.startsWith('quiesce: uncaught exception'))
       expect(fatal, JSON.stringify(records)).toBeDefined()
       expect(fatal!.level).toBe(50)
@@ -106,4 +110,3 @@ describe('pino with a transport as the logger', () => {
     }
   })
 })
-

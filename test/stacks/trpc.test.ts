@@ -10,7 +10,9 @@ describe('tRPC 11 standalone server + WebSocket subscription', () => {
       const { marks, exit, slow, extra } = await drain('trpc.mjs', {
         before: async (port) => {
           let closed!: (code: number | undefined) => void
-          const close = new Promise<number | undefined>((resolve) => { closed = resolve })
+          const close = new Promise<number | undefined>((resolve) => {
+            closed = resolve
+          })
           ws = createWSClient({ url: `ws://127.0.0.1:${port}`, WebSocket: WebSocket as never, onClose: (cause) => closed(cause?.code) })
           // eslint-disable-next-line @typescript-eslint/no-explicit-any
           const trpc = createTRPCClient<any>({ links: [wsLink({ client: ws })] }) as any
@@ -28,7 +30,9 @@ describe('tRPC 11 standalone server + WebSocket subscription', () => {
       expect(once(marks, 'quiesce:draining')).toBeLessThanOrEqual(leave)
       expect(once(marks, 'trpc:subscription:ended')).toBeGreaterThan(leave)
       expect(leave).toBeLessThan(finished)
-      expect(exit.stdout).toMatch(/quiesce: shutdown \(signal SIGTERM\) drained .* 1 request completed, 0 aborted, 0 rejected — 1 idle socket closed, 0 forced — hooks: wss ok/)
+      expect(exit.stdout).toMatch(
+        /quiesce: shutdown \(signal SIGTERM\) drained .* 1 request completed, 0 aborted, 0 rejected — 1 idle socket closed, 0 forced — hooks: wss ok/,
+      )
     } finally {
       ws?.close()
     }

@@ -239,14 +239,20 @@ class ClusterPool implements ClusterController {
         // (if the old one died while its successor started, this records how)
         const exit = await this.#drain(info)
         left.push(exit)
-        this.#log('info', `quiesce: worker ${exit.id} (pid ${exit.pid}) replaced by worker ${next.worker.id} (pid ${next.worker.process.pid}); it ${describeExit(exit)}`)
+        this.#log(
+          'info',
+          `quiesce: worker ${exit.id} (pid ${exit.pid}) replaced by worker ${next.worker.id} (pid ${next.worker.process.pid}); it ${describeExit(exit)}`,
+        )
       }
     } finally {
       if (this.#state === 'restarting') this.#state = 'running'
     }
     const ok = left.every(cleanExit)
     const durationMs = Math.round(now() - t0)
-    this.#log(ok ? 'info' : 'warn', `quiesce: rolling restart done: ${left.length} workers replaced in ${durationMs} ms${ok ? '' : ', not all of them drained cleanly'}`)
+    this.#log(
+      ok ? 'info' : 'warn',
+      `quiesce: rolling restart done: ${left.length} workers replaced in ${durationMs} ms${ok ? '' : ', not all of them drained cleanly'}`,
+    )
     return { ok, durationMs, workers: left }
   }
 
@@ -274,7 +280,10 @@ class ClusterPool implements ClusterController {
     this.#handlers.clear()
     const ok = workers.every(cleanExit)
     const report: ClusterReport = { ok, durationMs: Math.round(now() - t0), workers }
-    this.#log(ok ? 'info' : 'warn', `quiesce: cluster closed in ${report.durationMs} ms: ${workers.map((w) => `worker ${w.id} ${describeExit(w)}`).join(', ') || 'no workers'}`)
+    this.#log(
+      ok ? 'info' : 'warn',
+      `quiesce: cluster closed in ${report.durationMs} ms: ${workers.map((w) => `worker ${w.id} ${describeExit(w)}`).join(', ') || 'no workers'}`,
+    )
     if (this.#stopSignal !== null && this.#o.exit) await flushAndExit(ok ? 0 : 1, this.#o.logger === null ? [] : [this.#o.logger])
     return report
   }
@@ -292,13 +301,28 @@ class ClusterPool implements ClusterController {
     // a member's start is nobody's promise to await; its failure is handled at its exit
     whenUp.catch(() => {})
     let exitedResolve: (e: { code: number | null; signal: string | null }) => void = () => {}
-    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => { exitedResolve = resolve })
-    const info: WorkerInfo = { worker, role, listening: false, up: false, upAt: 0, whenUp, exited, gone: false, successor: null, drainRequestedAt: 0, killed: false }
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
+      exitedResolve = resolve
+    })
+    const info: WorkerInfo = {
+      worker,
+      role,
+      listening: false,
+      up: false,
+      upAt: 0,
+      whenUp,
+      exited,
+      gone: false,
+      successor: null,
+      drainRequestedAt: 0,
+      killed: false,
+    }
     this.#infos.set(worker, info)
 
     const startTimer = setTimeout(() => {
       failUp(new Error(`not up within startTimeout (${this.#o.startTimeout} ms)`))
-      if (info.role === 'member') this.#log('warn', `quiesce: worker ${worker.id} (pid ${worker.process.pid}) is not up after startTimeout (${this.#o.startTimeout} ms)`)
+      if (info.role === 'member')
+        this.#log('warn', `quiesce: worker ${worker.id} (pid ${worker.process.pid}) is not up after startTimeout (${this.#o.startTimeout} ms)`)
     }, this.#o.startTimeout)
     const becameUp = (): void => {
       if (info.up) return
@@ -359,11 +383,17 @@ class ClusterPool implements ClusterController {
       if (!info.gone && info.listening) this.#send(info, { quiesce: 'drain' })
       else if (!info.gone) info.worker.process.kill('SIGTERM')
     }
-    const killTimer = setTimeout(() => {
-      info.killed = true
-      this.#log('error', `quiesce: worker ${info.worker.id} (pid ${info.worker.process.pid}) did not exit within killTimeout (${this.#o.killTimeout} ms); SIGKILL`)
-      info.worker.process.kill('SIGKILL')
-    }, Math.max(0, info.drainRequestedAt + this.#o.killTimeout - now()))
+    const killTimer = setTimeout(
+      () => {
+        info.killed = true
+        this.#log(
+          'error',
+          `quiesce: worker ${info.worker.id} (pid ${info.worker.process.pid}) did not exit within killTimeout (${this.#o.killTimeout} ms); SIGKILL`,
+        )
+        info.worker.process.kill('SIGKILL')
+      },
+      Math.max(0, info.drainRequestedAt + this.#o.killTimeout - now()),
+    )
     const { code, signal } = await info.exited
     clearTimeout(killTimer)
     return { id: info.worker.id, pid: info.worker.process.pid, code, signal, killed: info.killed, drainMs: Math.round(now() - info.drainRequestedAt) }

@@ -72,7 +72,10 @@ export interface FrameworkController<Request> extends ServerController {
   expose<T extends object>(target: T, shutdown?: (options?: ShutdownOptions) => Promise<ShutdownReport>): T & ServerController
 }
 
-export function createFrameworkController<Request>(binding: FrameworkBinding<Request>, options?: GracefulOptions & Record<string, unknown>): FrameworkController<Request> {
+export function createFrameworkController<Request>(
+  binding: FrameworkBinding<Request>,
+  options?: GracefulOptions & Record<string, unknown>,
+): FrameworkController<Request> {
   const byRequest = binding.servers === 'request'
   const core = new GracefulController(options, {
     gate: false,
@@ -95,7 +98,9 @@ export function createFrameworkController<Request>(binding: FrameworkBinding<Req
         } else if (!warnedShared) {
           // another controller (a graceful(server) of its own) drains this server: it keeps doing so (D20)
           warnedShared = true
-          core.options.logger?.warn(`quiesce: the ${binding.name} middleware found its server drained by another quiesce controller; that one keeps draining it, and this middleware lets requests through. Use one of the two.`)
+          core.options.logger?.warn(
+            `quiesce: the ${binding.name} middleware found its server drained by another quiesce controller; that one keeps draining it, and this middleware lets requests through. Use one of the two.`,
+          )
         }
       }
       // a server this controller does not drain: not its request to gate

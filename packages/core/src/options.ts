@@ -24,9 +24,23 @@ export interface ResolvedOptions {
 }
 
 const KNOWN = new Set<string>([
-  'timeout', 'signals', 'readinessDelay', 'idleGrace', 'headerGrace', 'linger', 'abortGrace',
-  'duringDrain', 'retryAfter', 'logger', 'fatalErrors', 'fatalTimeout', 'hooksTimeout', 'budget',
-  'exit', 'closeUpgraded', 'goawayTimeout',
+  'timeout',
+  'signals',
+  'readinessDelay',
+  'idleGrace',
+  'headerGrace',
+  'linger',
+  'abortGrace',
+  'duringDrain',
+  'retryAfter',
+  'logger',
+  'fatalErrors',
+  'fatalTimeout',
+  'hooksTimeout',
+  'budget',
+  'exit',
+  'closeUpgraded',
+  'goawayTimeout',
 ])
 
 /** Signals Node cannot deliver to JavaScript, or that leave the process unsafe when caught (D14). */
@@ -125,7 +139,11 @@ function guarded(target: Logger): Logger {
   let wrapper = guardedLoggers.get(target)
   if (wrapper === undefined) {
     const call = (method: 'info' | 'warn' | 'error', message: string): void => {
-      try { target[method](message) } catch { /* the drain goes on without this line */ }
+      try {
+        target[method](message)
+      } catch {
+        /* the drain goes on without this line */
+      }
     }
     wrapper = {
       info: (m) => call('info', m),
@@ -162,7 +180,11 @@ export function resolveOptions(input: unknown, extraKnown: readonly string[] = [
   // listener would close only to be forced at once (a default never conflicts: it is cut to fit)
   const readinessDelay = ms('readinessDelay', o.readinessDelay, 0)
   if (o.readinessDelay !== undefined && readinessDelay > timeout) {
-    throw new QuiesceOptionError('readinessDelay', `at most \`timeout\` (${timeout} ms): the announce phase cannot outlast the drain's deadline`, o.readinessDelay)
+    throw new QuiesceOptionError(
+      'readinessDelay',
+      `at most \`timeout\` (${timeout} ms): the announce phase cannot outlast the drain's deadline`,
+      o.readinessDelay,
+    )
   }
   return Object.freeze({
     timeout,
@@ -225,4 +247,3 @@ export function resolveHookOptions(hook: unknown, input: unknown, fallbackName: 
     timeout: o.timeout === undefined ? null : ms('timeout', o.timeout, 0),
   }
 }
-

@@ -48,8 +48,13 @@ export interface ListenOptions {
 }
 
 function isFastify(app: unknown): app is FastifyLike {
-  return typeof app === 'object' && app !== null && typeof (app as FastifyLike).listen === 'function' &&
-    typeof (app as FastifyLike).inject === 'function' && 'server' in app
+  return (
+    typeof app === 'object' &&
+    app !== null &&
+    typeof (app as FastifyLike).listen === 'function' &&
+    typeof (app as FastifyLike).inject === 'function' &&
+    'server' in app
+  )
 }
 
 function isKoa(app: unknown): app is KoaLike {

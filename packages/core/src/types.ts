@@ -156,4 +156,3 @@ export interface Controller {
   /** A hook run when draining starts, before the listener closes (announce phase): tell long-lived clients to leave. */
   beforeShutdown(hook: ShutdownHook, options?: HookOptions): () => void
 }
-

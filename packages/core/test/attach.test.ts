@@ -29,7 +29,9 @@ describe('attaching to a server that already has open connections', () => {
 
   it('D17.2 a request in flight on a socket accepted before graceful() completes, and the drain then ends', async () => {
     let release: () => void = () => {}
-    const { server, port } = await start((_req, res) => { release = () => res.end('late') })
+    const { server, port } = await start((_req, res) => {
+      release = () => res.end('late')
+    })
     const before = await RawClient.connect(port)
     before.get('/')
     await once(server, 'request')
@@ -49,7 +51,12 @@ describe('attaching to a server that already has open connections', () => {
       const { server, port } = await start((_req, res) => res.end('ok'))
       const g = graceful(server, { signals: false, logger: false, idleGrace: 5 })
       await new Promise<void>((resolve, reject) => {
-        http.get({ host: '127.0.0.1', port, agent }, (res) => { res.resume(); res.on('end', resolve) }).on('error', reject)
+        http
+          .get({ host: '127.0.0.1', port, agent }, (res) => {
+            res.resume()
+            res.on('end', resolve)
+          })
+          .on('error', reject)
       })
       const report = await g.shutdown()
       expect(report.ok).toBe(true)

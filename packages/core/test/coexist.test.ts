@@ -46,8 +46,14 @@ describe("D20 other code managing the server's 'request' listeners", () => {
 
   it('D20.2 a hot-reload swap (removeListener v1, on v2) is honoured: only v2 answers, once', async () => {
     const ran: string[] = []
-    const v1: http.RequestListener = (_req, res) => { ran.push('v1'); res.end('v1') }
-    const v2: http.RequestListener = (_req, res) => { ran.push('v2'); res.end('v2') }
+    const v1: http.RequestListener = (_req, res) => {
+      ran.push('v1')
+      res.end('v1')
+    }
+    const v2: http.RequestListener = (_req, res) => {
+      ran.push('v2')
+      res.end('v2')
+    }
     const server = http.createServer(v1)
     const g = graceful(server, quiet)
     const port = await start(server)
@@ -61,10 +67,17 @@ describe("D20 other code managing the server's 'request' listeners", () => {
 
   it("D20.3 server.once('request') runs for one request only; prependListener runs first; removeAllListeners + on replaces them", async () => {
     const ran: string[] = []
-    const server = http.createServer((req, res) => { ran.push(`main ${req.url}`); res.end('main') })
+    const server = http.createServer((req, res) => {
+      ran.push(`main ${req.url}`)
+      res.end('main')
+    })
     const g = graceful(server, quiet)
-    server.once('request', (req) => { ran.push(`once ${req.url}`) })
-    server.prependListener('request', (req) => { ran.push(`first ${req.url}`) })
+    server.once('request', (req) => {
+      ran.push(`once ${req.url}`)
+    })
+    server.prependListener('request', (req) => {
+      ran.push(`first ${req.url}`)
+    })
     const port = await start(server)
     await get(port, '/a')
     await get(port, '/b')
@@ -78,9 +91,14 @@ describe("D20 other code managing the server's 'request' listeners", () => {
   it('D20.4 graceful() after the listeners were added, and listeners added after graceful(): all run, each once', async () => {
     let count = 0
     const server = http.createServer()
-    server.on('request', () => { count++ })
+    server.on('request', () => {
+      count++
+    })
     const g = graceful(server, quiet)
-    server.on('request', (_req, res) => { count++; res.end('ok') })
+    server.on('request', (_req, res) => {
+      count++
+      res.end('ok')
+    })
     const port = await start(server)
     await get(port, '/')
     await get(port, '/')
@@ -93,7 +111,12 @@ describe("D20 other code managing the server's 'request' listeners", () => {
     const g = graceful(server, quiet)
     const io = new SocketIOServer(server)
     io.on('connection', (socket) => socket.on('ping!', (ack: (v: string) => void) => ack('pong')))
-    g.beforeShutdown(() => { io.disconnectSockets(true) }, { name: 'socket.io' })
+    g.beforeShutdown(
+      () => {
+        io.disconnectSockets(true)
+      },
+      { name: 'socket.io' },
+    )
     const port = await start(server)
     expect(await get(port, '/')).toEqual({ status: 200, body: 'http' })
     const clients: Array<ReturnType<typeof ioClient>> = []

@@ -42,8 +42,11 @@ async function startH2(options: GracefulOptions = {}, kind: 'h2c' | 'h2' | 'allo
       log.push('finished', id)
     }
     switch (url.pathname) {
-      case '/fast': return done('fast')
-      case '/slow': await sleep(Number(url.searchParams.get('ms') ?? 200)); return done('slow')
+      case '/fast':
+        return done('fast')
+      case '/slow':
+        await sleep(Number(url.searchParams.get('ms') ?? 200))
+        return done('slow')
       case '/echo': {
         let n = 0
         for await (const chunk of req) n += (chunk as Buffer).length
@@ -51,13 +54,18 @@ async function startH2(options: GracefulOptions = {}, kind: 'h2c' | 'h2' | 'allo
       }
       case '/never': {
         const signal = requestSignal(req)
-        signal.addEventListener('abort', () => {
-          log.abort(req.url, (signal.reason as { code?: string }).code ?? String(signal.reason))
-          if (url.searchParams.get('react') !== '0' && !res.stream.destroyed) done('aborted')
-        }, { once: true })
+        signal.addEventListener(
+          'abort',
+          () => {
+            log.abort(req.url, (signal.reason as { code?: string }).code ?? String(signal.reason))
+            if (url.searchParams.get('react') !== '0' && !res.stream.destroyed) done('aborted')
+          },
+          { once: true },
+        )
         return
       }
-      default: res.writeHead(404).end()
+      default:
+        res.writeHead(404).end()
     }
   }
   let server: Http2Any
@@ -71,9 +79,14 @@ async function startH2(options: GracefulOptions = {}, kind: 'h2c' | 'h2' | 'allo
   await once(server, 'listening')
   const port = (server.address() as AddressInfo).port
   return {
-    server, g, port, log,
+    server,
+    g,
+    port,
+    log,
     origin: `${kind === 'h2c' ? 'http' : 'https'}://127.0.0.1:${port}`,
-    [Symbol.asyncDispose]: async () => { if (g.state !== 'closed') await g.shutdown({ timeout: 200 }) },
+    [Symbol.asyncDispose]: async () => {
+      if (g.state !== 'closed') await g.shutdown({ timeout: 200 })
+    },
   }
 }
 
@@ -171,11 +184,14 @@ describe('HTTP/2 (h2c)', () => {
       })
       const client = connect(app)
       await once(client, 'connect')
-      const outcomes = await Promise.all(Array.from({ length: 20 }, (_, i) =>
-        h2request(client, `/echo?i=${i}`, 'POST', 'x'.repeat(1000)).then(
-          (r) => (r.status === 200 && r.body === 'echo:1000' ? 'ok' : `status ${r.status}`),
-          (err: Error) => /NGHTTP2_\w+/.exec(err.message)?.[0] ?? (err as NodeJS.ErrnoException).code ?? err.message,
-        )))
+      const outcomes = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          h2request(client, `/echo?i=${i}`, 'POST', 'x'.repeat(1000)).then(
+            (r) => (r.status === 200 && r.body === 'echo:1000' ? 'ok' : `status ${r.status}`),
+            (err: Error) => /NGHTTP2_\w+/.exec(err.message)?.[0] ?? (err as NodeJS.ErrnoException).code ?? err.message,
+          ),
+        ),
+      )
       client.close()
       const tally: Record<string, number> = {}
       for (const o of outcomes) tally[o] = (tally[o] ?? 0) + 1
@@ -192,7 +208,9 @@ describe('HTTP/2 (h2c)', () => {
     {
       await using app = await startH2()
       let report: Promise<unknown> = Promise.resolve()
-      const tally = await race(() => { report = app.g.shutdown() }, app)
+      const tally = await race(() => {
+        report = app.g.shutdown()
+      }, app)
       expect(tally).toEqual({ ok: 20 })
       expect(await report).toMatchObject({ ok: true, requestsCompleted: 20 })
     }
@@ -206,7 +224,10 @@ describe('HTTP/2 (h2c)', () => {
     const sawGoaway = once(client, 'goaway')
     const done = app.g.shutdown()
     await sawGoaway
-    const late = await h2request(client, '/late').then(() => 'served', (err: NodeJS.ErrnoException) => err.code)
+    const late = await h2request(client, '/late').then(
+      () => 'served',
+      (err: NodeJS.ErrnoException) => err.code,
+    )
     expect(late).toBe('ERR_HTTP2_GOAWAY_SESSION')
     expect((await pending).body).toBe('slow')
     expect((await done).ok).toBe(true)
@@ -249,13 +270,15 @@ describe('HTTP/2 (h2c)', () => {
   it('D4.3 a session opened during the announce phase has its first requests served, then gets the two-step GOAWAY', async () => {
     await using app = await startH2({ readinessDelay: 400 })
     const done = app.g.shutdown()
-    const outcomes = await Promise.all(Array.from({ length: 10 }, async (_, i) => {
-      const client = connect(app)
-      const goaways = recordGoaways(client)
-      const results = await Promise.all([h2request(client, `/fast?c=${i}`), h2request(client, `/slow?ms=50&c=${i}`)])
-      client.close()
-      return { bodies: results.map((r) => r.body), goaways }
-    }))
+    const outcomes = await Promise.all(
+      Array.from({ length: 10 }, async (_, i) => {
+        const client = connect(app)
+        const goaways = recordGoaways(client)
+        const results = await Promise.all([h2request(client, `/fast?c=${i}`), h2request(client, `/slow?ms=50&c=${i}`)])
+        client.close()
+        return { bodies: results.map((r) => r.body), goaways }
+      }),
+    )
     for (const o of outcomes) {
       expect(o.bodies).toEqual(['fast', 'slow'])
       expect(o.goaways[0]).toEqual([NGHTTP2_NO_ERROR, MAX_STREAM_ID])
@@ -267,7 +290,10 @@ describe('HTTP/2 (h2c)', () => {
     await using app = await startH2({ timeout: 300, abortGrace: 50 })
     const client = connect(app)
     const goaways = recordGoaways(client)
-    const pending = h2request(client, '/never?react=0').then(() => 'answered', () => 'failed')
+    const pending = h2request(client, '/never?react=0').then(
+      () => 'answered',
+      () => 'failed',
+    )
     await app.log.waitRan('GET /never?react=0')
     const report = await app.g.shutdown()
     expect(await app.log.waitAbort('/never?react=0')).toBe('ERR_QUIESCE_SHUTDOWN_DEADLINE')
@@ -275,10 +301,12 @@ describe('HTTP/2 (h2c)', () => {
     expect(goaways[0]).toEqual([NGHTTP2_NO_ERROR, MAX_STREAM_ID])
     expect(report.timedOut).toBe(true)
     expect(report.ok).toBe(false)
-    expect(report.forced).toEqual(expect.arrayContaining([
-      expect.objectContaining({ kind: 'request', protocol: 'h2', method: 'GET', url: '/never?react=0' }),
-      expect.objectContaining({ kind: 'session', streams: 1 }),
-    ]))
+    expect(report.forced).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ kind: 'request', protocol: 'h2', method: 'GET', url: '/never?react=0' }),
+        expect.objectContaining({ kind: 'session', streams: 1 }),
+      ]),
+    )
     expect(report.socketsForced).toBe(1)
     expect(app.server.listening).toBe(false)
   })
@@ -311,7 +339,9 @@ describe('HTTP/2 (h2c)', () => {
     it(`D10.6 on a server quiesce ${tracked ? 'tracks' : 'does not track'}, a client's reset aborts the stream's signal, asked for before or after it`, async () => {
       let before: AbortSignal | undefined
       let resolveAfter: (s: AbortSignal) => void = () => {}
-      const after = new Promise<AbortSignal>((resolve) => { resolveAfter = resolve })
+      const after = new Promise<AbortSignal>((resolve) => {
+        resolveAfter = resolve
+      })
       const server = http2.createServer((req) => {
         if (req.url === '/before') before = requestSignal(req)
         else void once(req.stream, 'close').then(() => resolveAfter(requestSignal(req)))
@@ -343,11 +373,15 @@ describe('HTTP/2 (h2c)', () => {
     const reasons: string[] = []
     server.on('stream', (stream) => {
       const signal = requestSignal(stream)
-      signal.addEventListener('abort', () => {
-        reasons.push((signal.reason as { code: string }).code)
-        stream.respond({ ':status': 503, 'retry-after': '1' })
-        stream.end('shutting down')
-      }, { once: true })
+      signal.addEventListener(
+        'abort',
+        () => {
+          reasons.push((signal.reason as { code: string }).code)
+          stream.respond({ ':status': 503, 'retry-after': '1' })
+          stream.end('shutting down')
+        },
+        { once: true },
+      )
     })
     const g = graceful(server, { ...defaults, timeout: 300, abortGrace: 200 })
     server.listen(0, '127.0.0.1')
@@ -376,7 +410,10 @@ describe('HTTP/2 over TLS', () => {
     const res = await pending
     expect(res).toMatchObject({ status: 200, body: 'slow' })
     expect(res.headers.connection).toBeUndefined()
-    expect(goaways.slice(0, 2)).toEqual([[NGHTTP2_NO_ERROR, MAX_STREAM_ID], [NGHTTP2_NO_ERROR, 1]])
+    expect(goaways.slice(0, 2)).toEqual([
+      [NGHTTP2_NO_ERROR, MAX_STREAM_ID],
+      [NGHTTP2_NO_ERROR, 1],
+    ])
     expect(report).toMatchObject({ ok: true, requestsCompleted: 1, forced: [] })
     client.close()
   })
@@ -402,7 +439,9 @@ describe('HTTP/2 over TLS', () => {
     // listener's close resets), their TLS handshakes started only after the listener closed
     const accepted = new Promise<void>((resolve) => {
       let n = 0
-      app.server.on('connection', () => { if (++n === 2) resolve() })
+      app.server.on('connection', () => {
+        if (++n === 2) resolve()
+      })
     })
     const rawA = net.connect(app.port, '127.0.0.1')
     const rawB = net.connect(app.port, '127.0.0.1')
@@ -411,7 +450,9 @@ describe('HTTP/2 over TLS', () => {
     const done = app.g.shutdown()
     const listenerClosedAt = await closedAt
     const over = (raw: net.Socket): http2.ClientHttp2Session => {
-      const client = http2.connect(app.origin, { createConnection: () => tls.connect({ socket: raw, ca: cert, servername: 'localhost', ALPNProtocols: ['h2'] }) })
+      const client = http2.connect(app.origin, {
+        createConnection: () => tls.connect({ socket: raw, ca: cert, servername: 'localhost', ALPNProtocols: ['h2'] }),
+      })
       client.on('error', () => {})
       return client
     }
@@ -429,14 +470,19 @@ describe('HTTP/2 over TLS', () => {
     const { cert } = await testCertificate()
     await using app = await startH2({ readinessDelay: 300 }, 'allowHTTP1')
     const agent = new https.Agent({ keepAlive: true, ca: cert })
-    const h1 = (path: string): Promise<H2Answer> => new Promise((resolve, reject) => {
-      https.get({ host: '127.0.0.1', port: app.port, path, agent }, (res) => {
-        let body = ''
-        res.setEncoding('utf8')
-        res.on('data', (d: string) => { body += d })
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers as http2.IncomingHttpHeaders, body }))
-      }).on('error', reject)
-    })
+    const h1 = (path: string): Promise<H2Answer> =>
+      new Promise((resolve, reject) => {
+        https
+          .get({ host: '127.0.0.1', port: app.port, path, agent }, (res) => {
+            let body = ''
+            res.setEncoding('utf8')
+            res.on('data', (d: string) => {
+              body += d
+            })
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers as http2.IncomingHttpHeaders, body }))
+          })
+          .on('error', reject)
+      })
     const h2 = connect(app, cert)
     // in flight when the drain starts
     const before = [h1('/slow?ms=250&via=h1'), h2request(h2, '/slow?ms=250&via=h2')]
@@ -462,12 +508,15 @@ describe('HTTP/2 over TLS', () => {
     const { cert } = await testCertificate()
     await using app = await startH2({}, 'allowHTTP1')
     const agent = new https.Agent({ keepAlive: false, ca: cert })
-    const h1 = (path: string): Promise<H2Answer> => new Promise((resolve, reject) => {
-      https.get({ host: '127.0.0.1', port: app.port, path, agent }, (res) => {
-        res.resume()
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers as http2.IncomingHttpHeaders, body: '' }))
-      }).on('error', reject)
-    })
+    const h1 = (path: string): Promise<H2Answer> =>
+      new Promise((resolve, reject) => {
+        https
+          .get({ host: '127.0.0.1', port: app.port, path, agent }, (res) => {
+            res.resume()
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers as http2.IncomingHttpHeaders, body: '' }))
+          })
+          .on('error', reject)
+      })
     await app.g.pause({ mode: 'reject' })
     const client = connect(app, cert)
     const [a, b] = await Promise.all([h1('/fast'), h2request(client, '/fast')])
@@ -489,7 +538,10 @@ describe('D12 HTTP/2 through the stream API', () => {
     const server = http2.createServer()
     const g = graceful(server, { ...defaults, duringDrain: 'reject' })
     server.on('stream', (stream) => {
-      setTimeout(() => { stream.respond({ ':status': 200 }); stream.end('streamed') }, 100)
+      setTimeout(() => {
+        stream.respond({ ':status': 200 })
+        stream.end('streamed')
+      }, 100)
     })
     expect(server.listenerCount('request')).toBe(0)
     server.listen(0, '127.0.0.1')
@@ -500,7 +552,9 @@ describe('D12 HTTP/2 through the stream API', () => {
       const [headers] = (await once(req, 'response')) as [http2.IncomingHttpHeaders]
       const report = g.shutdown()
       let body = ''
-      req.setEncoding('utf8').on('data', (d: string) => { body += d })
+      req.setEncoding('utf8').on('data', (d: string) => {
+        body += d
+      })
       await once(req, 'end')
       expect(headers[':status']).toBe(200)
       expect(body).toBe('streamed')

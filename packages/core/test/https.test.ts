@@ -43,10 +43,21 @@ async function startHttps(options: GracefulOptions = {}): Promise<HttpsApp> {
     res.writeHead(404).end()
   }
   let g!: GracefulServer
-  const { server, port, ca } = await listenSecure(({ key, cert }) => https.createServer({ key, cert }, handler), (s) => { g = graceful(s, { ...defaults, ...options }) })
+  const { server, port, ca } = await listenSecure(
+    ({ key, cert }) => https.createServer({ key, cert }, handler),
+    (s) => {
+      g = graceful(s, { ...defaults, ...options })
+    },
+  )
   return {
-    server, g, log, ca, port,
-    [Symbol.asyncDispose]: async () => { if (g.state !== 'closed') await g.shutdown({ timeout: 200 }) },
+    server,
+    g,
+    log,
+    ca,
+    port,
+    [Symbol.asyncDispose]: async () => {
+      if (g.state !== 'closed') await g.shutdown({ timeout: 200 })
+    },
   }
 }
 
@@ -144,23 +155,30 @@ describe('HTTPS behaves as HTTP (D12)', () => {
     expect(await app.log.waitAbort('/never')).toBe('ERR_QUIESCE_SHUTDOWN_DEADLINE')
     await c.closed()
     expect(c.responses).toEqual([])
-    expect(report.forced).toEqual(expect.arrayContaining([
-      expect.objectContaining({ kind: 'request', method: 'GET', url: '/never', protocol: 'http/1.1' }),
-      expect.objectContaining({ kind: 'socket', type: 'http1' }),
-    ]))
+    expect(report.forced).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ kind: 'request', method: 'GET', url: '/never', protocol: 'http/1.1' }),
+        expect.objectContaining({ kind: 'socket', type: 'http1' }),
+      ]),
+    )
   })
 
   it('D12.9 a keep-alive https.Agent sees every response of a drain complete (the last ones with Connection: close)', async () => {
     await using app = await startHttps({ readinessDelay: 200 })
     const agent = new https.Agent({ keepAlive: true, maxSockets: 4, ca: app.ca })
-    const get = (path: string): Promise<{ status: number; connection: string | undefined; body: string }> => new Promise((resolve, reject) => {
-      https.get({ host: '127.0.0.1', port: app.port, path, agent }, (res) => {
-        let body = ''
-        res.setEncoding('utf8')
-        res.on('data', (d: string) => { body += d })
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, body }))
-      }).on('error', reject)
-    })
+    const get = (path: string): Promise<{ status: number; connection: string | undefined; body: string }> =>
+      new Promise((resolve, reject) => {
+        https
+          .get({ host: '127.0.0.1', port: app.port, path, agent }, (res) => {
+            let body = ''
+            res.setEncoding('utf8')
+            res.on('data', (d: string) => {
+              body += d
+            })
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, body }))
+          })
+          .on('error', reject)
+      })
     const before = await Promise.all([0, 1, 2, 3].map((i) => get(`/fast?warm=${i}`)))
     for (const r of before) expect(r.connection).toBe('keep-alive')
     const inFlight = [0, 1, 2, 3].map((i) => get(`/slow?ms=100&i=${i}`))

@@ -11,10 +11,23 @@ import { testCertificate } from '../../../test/helpers/tls.js'
 /** Pins every Node private shape quiesce touches (packages/core/src/internal/node.ts), on each Node version CI runs. */
 describe(`Node private shapes (${process.version})`, () => {
   it('EventEmitter keeps its captureRejections flag in an own kCapture symbol; with it on, a rejected listener reaches nodejs.rejection', async () => {
-    const server = http.createServer(async () => { await null; throw new Error('boom') })
+    const server = http.createServer(async () => {
+      await null
+      throw new Error('boom')
+    })
     const previous = captureRejections(server)
     expect(previous).toBe(false)
-    const captured = new Promise<unknown>((resolve) => { (server as unknown as Record<symbol, unknown>)[Symbol.for('nodejs.rejection')] = (err: unknown, _event: string, _req: unknown, res: http.ServerResponse) => { res.end(); resolve(err) } })
+    const captured = new Promise<unknown>((resolve) => {
+      ;(server as unknown as Record<symbol, unknown>)[Symbol.for('nodejs.rejection')] = (
+        err: unknown,
+        _event: string,
+        _req: unknown,
+        res: http.ServerResponse,
+      ) => {
+        res.end()
+        resolve(err)
+      }
+    })
     server.listen(0, '127.0.0.1')
     await once(server, 'listening')
     http.get({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', agent: false }, (r) => r.resume())
@@ -35,7 +48,12 @@ describe(`Node private shapes (${process.version})`, () => {
     const socket = net.connect((server.address() as AddressInfo).port, '127.0.0.1')
     socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n')
     let text = ''
-    await new Promise<void>((resolve) => socket.on('data', (d) => { text += d; if (text.includes('\r\n\r\nx')) resolve() }))
+    await new Promise<void>((resolve) =>
+      socket.on('data', (d) => {
+        text += d
+        if (text.includes('\r\n\r\nx')) resolve()
+      }),
+    )
     expect(text).toMatch(/\r\nConnection: close\r\n/i)
     expect(text).not.toMatch(/keep-alive/i)
     // Node left the socket open: quiesce closes it itself (FIN + linger)

@@ -46,7 +46,10 @@ describe('D13 resume()', () => {
     await g.pause({ mode: 'refuse' })
     const other = await squatter(port, null)
     try {
-      const err = await g.resume({ retries: 2 }).then(() => null, (e: unknown) => e)
+      const err = await g.resume({ retries: 2 }).then(
+        () => null,
+        (e: unknown) => e,
+      )
       expect(err).toBeInstanceOf(ResumeError)
       expect((err as ResumeError).code).toBe('ERR_QUIESCE_RESUME_FAILED')
       expect((err as Error).message).toContain(`127.0.0.1:${port}`)

@@ -28,7 +28,9 @@ describe('odd but legal seams (D21, D18, D10, D1)', () => {
     await once(server, 'listening')
     const accepted = new Promise<void>((resolve) => {
       let n = 0
-      server.on('connection', () => { if (++n === 3) resolve() })
+      server.on('connection', () => {
+        if (++n === 3) resolve()
+      })
     })
     // three clients that connect and never say hello
     const clients = [1, 2, 3].map(() => net.connect(file))
@@ -49,12 +51,20 @@ describe('odd but legal seams (D21, D18, D10, D1)', () => {
     await once(server, 'listening')
     const idleAgent = new http.Agent({ keepAlive: true })
     const busyAgent = new http.Agent({ keepAlive: true })
-    const get = (p: string, agent: http.Agent): Promise<http.IncomingMessage & { body: string }> => new Promise((resolve, reject) => {
-      http.get({ socketPath: file, path: p, agent }, (res) => {
-        let body = ''
-        res.setEncoding('utf8').on('data', (d: string) => { body += d }).on('end', () => resolve(Object.assign(res, { body })))
-      }).on('error', reject)
-    })
+    const get = (p: string, agent: http.Agent): Promise<http.IncomingMessage & { body: string }> =>
+      new Promise((resolve, reject) => {
+        http
+          .get({ socketPath: file, path: p, agent }, (res) => {
+            let body = ''
+            res
+              .setEncoding('utf8')
+              .on('data', (d: string) => {
+                body += d
+              })
+              .on('end', () => resolve(Object.assign(res, { body })))
+          })
+          .on('error', reject)
+      })
     await get('/idle', idleAgent)
     const slow = get('/slow', busyAgent)
     await new Promise((r) => setTimeout(r, 20))
@@ -76,13 +86,21 @@ describe('odd but legal seams (D21, D18, D10, D1)', () => {
     const client = net.connect((server.address() as AddressInfo).port, '127.0.0.1')
     await once(client, 'connect')
     let received = ''
-    client.setEncoding('utf8').on('data', (d: string) => { received += d })
+    client.setEncoding('utf8').on('data', (d: string) => {
+      received += d
+    })
     client.on('error', () => {})
     client.write('GET /first HTTP/1.1\r\nHost: x\r\n\r\n')
-    await new Promise<void>((resolve) => client.on('data', () => { if (received.includes('/first')) resolve() }))
+    await new Promise<void>((resolve) =>
+      client.on('data', () => {
+        if (received.includes('/first')) resolve()
+      }),
+    )
     let listenerClosedAt = 0
     const ch = diagnostics.channel('quiesce:listener:close')
-    const onClose = (): void => { listenerClosedAt = performance.now() }
+    const onClose = (): void => {
+      listenerClosedAt = performance.now()
+    }
     ch.subscribe(onClose)
     // An immediate that re-queues itself runs ahead of anything queued in the timers phase of the
     // next iteration. When the sweep due at the end of the idle grace is queued (seen by its name
@@ -101,7 +119,9 @@ describe('odd but legal seams (D21, D18, D10, D1)', () => {
         stalled = true
         client.write('GET /second HTTP/1.1\r\nHost: x\r\n\r\n')
         const until = performance.now() + 200
-        while (performance.now() < until) { /* user work */ }
+        while (performance.now() < until) {
+          /* user work */
+        }
         return
       }
       realSetImmediate(chain)
@@ -124,7 +144,13 @@ describe('odd but legal seams (D21, D18, D10, D1)', () => {
   it('D18.2 a failing closeUpgraded hook is published on quiesce:forced and named in the report', async () => {
     const server = http.createServer()
     server.on('upgrade', (_req, socket: net.Socket) => socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n'))
-    const g = graceful(server, { ...quiet, timeout: 300, closeUpgraded: () => { throw new Error('no') } })
+    const g = graceful(server, {
+      ...quiet,
+      timeout: 300,
+      closeUpgraded: () => {
+        throw new Error('no')
+      },
+    })
     server.listen(0, '127.0.0.1')
     await once(server, 'listening')
     const s = net.connect((server.address() as AddressInfo).port, '127.0.0.1')
@@ -133,7 +159,9 @@ describe('odd but legal seams (D21, D18, D10, D1)', () => {
     await once(s, 'data')
     const published: unknown[] = []
     const ch = diagnostics.channel('quiesce:forced')
-    const on = (m: unknown): void => { if ((m as { controller: unknown }).controller === g) published.push((m as { item: unknown }).item) }
+    const on = (m: unknown): void => {
+      if ((m as { controller: unknown }).controller === g) published.push((m as { item: unknown }).item)
+    }
     ch.subscribe(on)
     const report = await g.shutdown()
     ch.unsubscribe(on)
@@ -143,7 +171,9 @@ describe('odd but legal seams (D21, D18, D10, D1)', () => {
 
   it("D10.4 a handler's own res.destroy() is not reported as the client closing", async () => {
     let aborted: (reason: unknown) => void = () => {}
-    const reason = new Promise<unknown>((resolve) => { aborted = resolve })
+    const reason = new Promise<unknown>((resolve) => {
+      aborted = resolve
+    })
     const server = http.createServer((req, res) => {
       const signal = requestSignal(req)
       signal.addEventListener('abort', () => aborted(signal.reason), { once: true })

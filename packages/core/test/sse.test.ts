@@ -53,11 +53,15 @@ async function startSse(options: GracefulOptions = {}): Promise<SseApp> {
       res.on('close', () => g!.draining.removeEventListener('abort', onDrain))
     } else if (mode === 'deadline') {
       const signal = requestSignal(req)
-      signal.addEventListener('abort', () => {
-        log.abort(req.url ?? '', (signal.reason as { code: string }).code)
-        res.write('event: deadline\ndata: deadline\n\n')
-        if (url.searchParams.get('end') === '1') finish('end')
-      }, { once: true })
+      signal.addEventListener(
+        'abort',
+        () => {
+          log.abort(req.url ?? '', (signal.reason as { code: string }).code)
+          res.write('event: deadline\ndata: deadline\n\n')
+          if (url.searchParams.get('end') === '1') finish('end')
+        },
+        { once: true },
+      )
     }
   })
   server.keepAliveTimeout = 60_000
@@ -65,9 +69,14 @@ async function startSse(options: GracefulOptions = {}): Promise<SseApp> {
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   const app: SseApp = {
-    server, g, log, streams,
+    server,
+    g,
+    log,
+    streams,
     port: (server.address() as AddressInfo).port,
-    [Symbol.asyncDispose]: async () => { if (g!.state !== 'closed') await g!.shutdown({ timeout: 200 }) },
+    [Symbol.asyncDispose]: async () => {
+      if (g!.state !== 'closed') await g!.shutdown({ timeout: 200 })
+    },
   }
   return app
 }
@@ -101,12 +110,15 @@ describe('streaming responses and Server-Sent Events', () => {
     await using app = await startSse()
     const clients = await Promise.all([1, 2, 3].map((i) => subscribe(app, `/events?mode=hook&i=${i}`)))
     let allEndedAt = Infinity
-    app.g.beforeShutdown(async () => {
-      const ending = [...app.streams].map((res) => new Promise((resolve) => res.on('finish', resolve)))
-      for (const res of app.streams) res.end('event: bye\ndata: bye\n\n')
-      await Promise.all(ending)
-      allEndedAt = performance.now()
-    }, { name: 'sse-goodbye' })
+    app.g.beforeShutdown(
+      async () => {
+        const ending = [...app.streams].map((res) => new Promise((resolve) => res.on('finish', resolve)))
+        for (const res of app.streams) res.end('event: bye\ndata: bye\n\n')
+        await Promise.all(ending)
+        allEndedAt = performance.now()
+      },
+      { name: 'sse-goodbye' },
+    )
     const closedAt = listenerClosed(app.server)
     const report = await app.g.shutdown()
     const listenerClosedAt = await closedAt
@@ -122,7 +134,9 @@ describe('streaming responses and Server-Sent Events', () => {
   it('D15.1 many streams listening on `draining` raise no MaxListenersExceededWarning (Node 20 warns at 11 on a plain AbortSignal)', async () => {
     await using app = await startSse({ idleGrace: 20 })
     const warnings: Error[] = []
-    const onWarning = (w: Error): void => { warnings.push(w) }
+    const onWarning = (w: Error): void => {
+      warnings.push(w)
+    }
     process.on('warning', onWarning)
     try {
       // control: the same pattern on a signal with a listener limit warns on every Node version
@@ -152,10 +166,12 @@ describe('streaming responses and Server-Sent Events', () => {
     expect(c.events(1)).toContainEqual({ event: 'deadline', data: 'deadline' })
     expect(c.responses[0]!.complete).toBe(false)
     expect(report.timedOut).toBe(true)
-    expect(report.forced).toEqual(expect.arrayContaining([
-      expect.objectContaining({ kind: 'request', method: 'GET', url: '/events?mode=deadline&end=0', protocol: 'http/1.1' }),
-      expect.objectContaining({ kind: 'socket', type: 'http1' }),
-    ]))
+    expect(report.forced).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ kind: 'request', method: 'GET', url: '/events?mode=deadline&end=0', protocol: 'http/1.1' }),
+        expect.objectContaining({ kind: 'socket', type: 'http1' }),
+      ]),
+    )
   })
 
   it('D6.10 a stream that ends when its request signal aborts finishes cleanly in the short moment before the deadline destroys anything', async () => {
@@ -164,7 +180,10 @@ describe('streaming responses and Server-Sent Events', () => {
     const report = await app.g.shutdown()
     const res = await c.response(1)
     expect(res.complete).toBe(true)
-    expect(c.events(1).slice(-2)).toEqual([{ event: 'deadline', data: 'deadline' }, { event: 'end', data: 'end' }])
+    expect(c.events(1).slice(-2)).toEqual([
+      { event: 'deadline', data: 'deadline' },
+      { event: 'end', data: 'end' },
+    ])
     expect(report).toMatchObject({ ok: true, timedOut: false })
     expect(report.forced.filter((f) => f.kind === 'request')).toEqual([])
   })

@@ -7,19 +7,29 @@ import { listen } from '@quiesce/core/testing'
 
 function get(url: string, agent: http.Agent): Promise<string> {
   return new Promise((resolve, reject) => {
-    http.get(url, { agent }, (res) => {
-      let body = ''
-      res.setEncoding('utf8').on('data', (d: string) => { body += d })
-      res.on('end', () => resolve(body))
-    }).on('error', reject)
+    http
+      .get(url, { agent }, (res) => {
+        let body = ''
+        res.setEncoding('utf8').on('data', (d: string) => {
+          body += d
+        })
+        res.on('end', () => resolve(body))
+      })
+      .on('error', reject)
   })
 }
 
 const kinds = {
   'node server': () => http.createServer((_req, res) => res.end('ok')),
   'request handler': () => (_req: http.IncomingMessage, res: http.ServerResponse) => res.end('ok'),
-  express: () => express().get('/', (_req, res) => { res.send('ok') }),
-  koa: () => new Koa().use((ctx) => { ctx.body = 'ok' }),
+  express: () =>
+    express().get('/', (_req, res) => {
+      res.send('ok')
+    }),
+  koa: () =>
+    new Koa().use((ctx) => {
+      ctx.body = 'ok'
+    }),
   fastify: () => Fastify().get('/', async () => 'ok'),
 }
 
@@ -45,7 +55,9 @@ describe('@quiesce/core/testing', () => {
     let closed = false
     {
       await using app = await listen(kinds.express())
-      app.server.once('close', () => { closed = true })
+      app.server.once('close', () => {
+        closed = true
+      })
       expect(await get(`${app.url}/`, agent)).toBe('ok')
       const a = app.close()
       expect(app.close()).toBe(a)

@@ -55,17 +55,24 @@ async function startWs(options: GracefulOptions = {}, hook: 'close' | 'throw' | 
       ws.on('message', (data) => ws.send(`echo:${String(data)}`))
     })
   })
-  const closeUpgraded = hook === false ? undefined : (socket: Duplex): void => {
-    told.push({ socket, at: performance.now() })
-    if (hook === 'throw') throw new Error('hook failed on purpose')
-    sockets.get(socket)?.close(1001, 'server shutting down')
-  }
+  const closeUpgraded =
+    hook === false
+      ? undefined
+      : (socket: Duplex): void => {
+          told.push({ socket, at: performance.now() })
+          if (hook === 'throw') throw new Error('hook failed on purpose')
+          sockets.get(socket)?.close(1001, 'server shutting down')
+        }
   const g = graceful(server, { ...defaults, ...options, ...(closeUpgraded ? { closeUpgraded } : {}) })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   const port = (server.address() as AddressInfo).port
   return {
-    server, g, port, sockets, told,
+    server,
+    g,
+    port,
+    sockets,
+    told,
     url: `${secure ? 'wss' : 'ws'}://127.0.0.1:${port}/chat`,
     [Symbol.asyncDispose]: async () => {
       if (g.state !== 'closed') await g.shutdown({ timeout: 200 })
@@ -93,8 +100,10 @@ async function deafClient(port: number): Promise<net.Socket> {
   const socket = net.connect(port, '127.0.0.1')
   socket.on('error', () => {})
   await once(socket, 'connect')
-  socket.write('GET /chat HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
+  socket.write(
+    'GET /chat HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+  )
   const [head] = (await once(socket, 'data')) as [Buffer]
   expect(head.toString('latin1')).toMatch(/^HTTP\/1\.1 101 /)
   socket.resume()
@@ -183,8 +192,10 @@ describe('upgraded sockets (WebSocket)', () => {
     const closedAt = listenerClosed(app.server)
     const report = app.g.shutdown()
     const listenerClosedAt = await closedAt
-    socket.write('GET /chat HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
+    socket.write(
+      'GET /chat HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    )
     await until(/HTTP\/1\.1 101 /)
     // the close frame the hook sent: opcode 8, status 1001 (0x03e9)
     await until(0x88)
@@ -201,13 +212,12 @@ describe('upgraded sockets (WebSocket)', () => {
     const report = await app.g.shutdown()
     expect((await c.closed).code).toBe(1006)
     expect(report.ok).toBe(false)
-    expect(report.forced).toEqual(expect.arrayContaining([
-      { kind: 'hook', name: 'closeUpgraded', timedOut: false },
-      expect.objectContaining({ kind: 'socket', type: 'upgraded' }),
-    ]))
+    expect(report.forced).toEqual(
+      expect.arrayContaining([{ kind: 'hook', name: 'closeUpgraded', timedOut: false }, expect.objectContaining({ kind: 'socket', type: 'upgraded' })]),
+    )
   })
 
-  it('D12.14 quiesce adds no upgrade listener of its own: the application\'s stays the only one', async () => {
+  it("D12.14 quiesce adds no upgrade listener of its own: the application's stays the only one", async () => {
     await using app = await startWs()
     expect(app.server.listenerCount('upgrade')).toBe(1)
     const plain = http.createServer()
@@ -220,12 +230,16 @@ describe('upgraded sockets (WebSocket)', () => {
     await using app = await startWs()
     const c = await openClient(app.url)
     const response = new Promise<{ body: string; connection: string | undefined }>((resolve, reject) => {
-      http.get({ host: '127.0.0.1', port: app.port, path: '/slow', agent: false }, (res) => {
-        let body = ''
-        res.setEncoding('utf8')
-        res.on('data', (d: string) => { body += d })
-        res.on('end', () => resolve({ body, connection: res.headers.connection }))
-      }).on('error', reject)
+      http
+        .get({ host: '127.0.0.1', port: app.port, path: '/slow', agent: false }, (res) => {
+          let body = ''
+          res.setEncoding('utf8')
+          res.on('data', (d: string) => {
+            body += d
+          })
+          res.on('end', () => resolve({ body, connection: res.headers.connection }))
+        })
+        .on('error', reject)
     })
     await new Promise<void>((resolve) => app.server.once('request', () => resolve()))
     const report = app.g.shutdown()

@@ -15,26 +15,20 @@
  * @module
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import {
-  createFrameworkController,
-  type AnyServer,
-  type FrameworkBinding,
-  type GracefulOptions,
-  type HealthAnswer,
-  type ServerController,
-} from '@quiesce/core'
+import { createFrameworkController, type AnyServer, type FrameworkBinding, type GracefulOptions, type HealthAnswer, type ServerController } from '@quiesce/core'
 
 export interface ExpressGracefulOptions extends GracefulOptions {
   /** Attach to this server now, before its first request (D17). Same as `g.attach(server)`. */
   server?: AnyServer
 }
 
-export type GracefulMiddleware = RequestHandler & ServerController & {
-  /** `app.get('/ready', g.readiness)`: 200 while running or paused, 503 from the moment draining starts (D4). */
-  readonly readiness: RequestHandler
-  /** `app.get('/live', g.liveness)`: 200 while the process answers. */
-  readonly liveness: RequestHandler
-}
+export type GracefulMiddleware = RequestHandler &
+  ServerController & {
+    /** `app.get('/ready', g.readiness)`: 200 while running or paused, 503 from the moment draining starts (D4). */
+    readonly readiness: RequestHandler
+    /** `app.get('/live', g.liveness)`: 200 while the process answers. */
+    readonly liveness: RequestHandler
+  }
 
 const binding = {
   name: 'express',
@@ -53,7 +47,10 @@ export function graceful(options?: ExpressGracefulOptions): GracefulMiddleware {
   const middleware: RequestHandler = (req: Request, _res: Response, next: NextFunction) => {
     const verdict = core.admit(req)
     if (verdict === true) next()
-    else if (verdict !== false) verdict.then((run) => { if (run) next() }, next)
+    else if (verdict !== false)
+      verdict.then((run) => {
+        if (run) next()
+      }, next)
   }
   const send = (res: Response, answer: HealthAnswer): void => {
     res.status(answer.status).set(answer.headers).send(answer.body)

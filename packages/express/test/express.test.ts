@@ -39,12 +39,14 @@ describe('@quiesce/express', () => {
     expect((await report).ok).toBe(true)
   })
 
-  it("D17.3 with { server }, a server that never served a request drains, including a socket connected before any request", async () => {
+  it('D17.3 with { server }, a server that never served a request drains, including a socket connected before any request', async () => {
     const app = express()
     const server = http.createServer(app)
     const g = graceful({ ...quiet, server, headerGrace: 100 })
     app.use(g)
-    app.get('/', (_req, res) => { res.send('ok') })
+    app.get('/', (_req, res) => {
+      res.send('ok')
+    })
     server.listen(0, '127.0.0.1')
     await once(server, 'listening')
     const early = await RawClient.connect((server.address() as AddressInfo).port)
@@ -58,7 +60,9 @@ describe('@quiesce/express', () => {
     const app = express()
     const g = graceful(quiet)
     app.use(g)
-    app.get('/', (req, res) => { res.send(requestSignal(req).aborted ? 'aborted' : 'ok') })
+    app.get('/', (req, res) => {
+      res.send(requestSignal(req).aborted ? 'aborted' : 'ok')
+    })
     const server = app.listen(0, '127.0.0.1')
     await once(server, 'listening')
     expect(g.servers).toEqual([])
@@ -79,7 +83,9 @@ describe('@quiesce/express', () => {
     const app = express()
     const g = graceful({ ...quiet, logger: { info() {}, warn: (m: string) => warnings.push(m), error() {} } })
     app.use(g)
-    app.get('/', (_req, res) => { res.send('ok') })
+    app.get('/', (_req, res) => {
+      res.send('ok')
+    })
     const server = http.createServer(app)
     const owner = gracefulServer(server, quiet)
     server.listen(0, '127.0.0.1')

@@ -14,8 +14,13 @@ async function start(options: ExpressGracefulOptions = {}, attach = true): Promi
   const app = express()
   const log = new AppLog()
   app.use(g)
-  app.use((req, _res, next) => { log.push('ran', req.url); next() })
-  app.get('/fast', (_req, res) => { res.type('text').send('fast') })
+  app.use((req, _res, next) => {
+    log.push('ran', req.url)
+    next()
+  })
+  app.get('/fast', (_req, res) => {
+    res.type('text').send('fast')
+  })
   app.get('/slow', async (_req, res) => {
     await new Promise((r) => setTimeout(r, 300))
     res.type('text').send('slow')
@@ -67,9 +72,7 @@ describe('Express 5 over HTTPS', () => {
     const report = await app.g.shutdown()
     expect(await app.log.waitAbort('/never')).toBe('ERR_QUIESCE_SHUTDOWN_DEADLINE')
     await c.closed()
-    expect(report.forced).toEqual(expect.arrayContaining([
-      expect.objectContaining({ kind: 'request', method: 'GET', url: '/never', protocol: 'http/1.1' }),
-    ]))
+    expect(report.forced).toEqual(expect.arrayContaining([expect.objectContaining({ kind: 'request', method: 'GET', url: '/never', protocol: 'http/1.1' })]))
   })
 
   it('D17.4 with a plain app.use(g) the middleware attaches at the first HTTPS request and drains it', async () => {

@@ -121,13 +121,16 @@ function plugin(fastify: FastifyInstance, options: FastifyGracefulOptions, done:
 /** `fastify.graceful` (its `shutdown()` resolves once Fastify has closed too) and `request.quiesceSignal`. */
 function decorate(r: Registration): void {
   let shutdown: Promise<ShutdownReport> | null = null
-  r.fastify.decorate('graceful', r.core.expose({}, (o?: ShutdownOptions) => {
-    shutdown ??= r.core.shutdown(o).then(async (report) => {
-      await (r.closeCall ?? r.closed.promise)
-      return report
-    })
-    return shutdown
-  }))
+  r.fastify.decorate(
+    'graceful',
+    r.core.expose({}, (o?: ShutdownOptions) => {
+      shutdown ??= r.core.shutdown(o).then(async (report) => {
+        await (r.closeCall ?? r.closed.promise)
+        return report
+      })
+      return shutdown
+    }),
+  )
   r.fastify.decorateRequest('quiesceSignal', {
     getter(this: FastifyRequest) {
       return nodeRequestSignal(this.raw)
@@ -207,14 +210,21 @@ function drainOnClose(r: Registration, readinessDelay: number): void {
   }
   // a drain started by a signal or shutdown() closes Fastify once the announce phase is over (D4):
   // Fastify serves normally until then, and avvio's close timeout (pluginTimeout) never cuts it
-  core.draining.addEventListener('abort', () => {
-    if (r.closing) return
-    r.closing = true
-    r.closeCall ??= core.frameworkClosing().then(() => fastify.close()).then(
-      () => {},
-      (err: unknown) => log?.error(`quiesce: fastify.close() failed — ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`),
-    )
-  }, { once: true })
+  core.draining.addEventListener(
+    'abort',
+    () => {
+      if (r.closing) return
+      r.closing = true
+      r.closeCall ??= core
+        .frameworkClosing()
+        .then(() => fastify.close())
+        .then(
+          () => {},
+          (err: unknown) => log?.error(`quiesce: fastify.close() failed — ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`),
+        )
+    },
+    { once: true },
+  )
   core.onShutdown(() => r.closed.promise, { name: 'fastify onClose hooks' })
   fastify.addHook('preClose', function quiescePreClose(hookDone) {
     r.closing = true
@@ -288,7 +298,9 @@ function drainLogger(target: Logger, listened: () => boolean): Logger {
   if (typeof target !== 'object' || fields === null || !['info', 'warn', 'error'].every((m) => typeof fields[m] === 'function')) return target
   if (fields.flush !== undefined && typeof fields.flush !== 'function') return target
   return {
-    info: (m) => { if (listened()) target.info(m) },
+    info: (m) => {
+      if (listened()) target.info(m)
+    },
     warn: (m) => target.warn(m),
     error: (m) => target.error(m),
     flush: typeof target.flush === 'function' ? (callback) => target.flush?.(callback) : undefined,
@@ -297,7 +309,9 @@ function drainLogger(target: Logger, listened: () => boolean): Logger {
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve: () => void = () => {}
-  const promise = new Promise<void>((r) => { resolve = r })
+  const promise = new Promise<void>((r) => {
+    resolve = r
+  })
   return { promise, resolve }
 }
 

@@ -19,9 +19,15 @@ beforeAll(async () => {
   const probe = net.createServer().listen(0, '::1')
   await once(probe, 'listening')
   probe.close()
-  const both = [{ address: '127.0.0.1', family: 4 }, { address: '::1', family: 6 }]
+  const both = [
+    { address: '127.0.0.1', family: 4 },
+    { address: '::1', family: 6 },
+  ]
   const dualStack = function (this: unknown, hostname: string, options: unknown, callback?: unknown): void {
-    if (typeof options === 'function') { callback = options; options = undefined }
+    if (typeof options === 'function') {
+      callback = options
+      options = undefined
+    }
     if (hostname !== 'localhost') {
       ;(lookup as (...args: unknown[]) => void).call(this, hostname, options ?? {}, callback)
       return
@@ -40,7 +46,12 @@ afterAll(() => {
 describe('dual stack (D16)', () => {
   it('pins Fastify 5: listen({ port }) on localhost keeps its ::1 server under Symbol(fastify.serverBindings), and the plugin drains both', async () => {
     await using app = await start({}, { host: 'localhost' })
-    expect(app.fastify.addresses().map((a) => (typeof a === 'string' ? a : a.address)).sort()).toEqual(['127.0.0.1', '::1'])
+    expect(
+      app.fastify
+        .addresses()
+        .map((a) => (typeof a === 'string' ? a : a.address))
+        .sort(),
+    ).toEqual(['127.0.0.1', '::1'])
     const symbol = Object.getOwnPropertySymbols(app.fastify).find((s) => s.description === 'fastify.serverBindings')
     expect(symbol).toBeDefined()
     const secondary = (app.fastify as unknown as Record<symbol, unknown[]>)[symbol as symbol]
@@ -59,7 +70,9 @@ describe('dual stack (D16)', () => {
 
     const v6ListenerClosed = listenerClosed(v6)
     let closedAt = 0
-    const closing = app.fastify.close().then(() => { closedAt = performance.now() })
+    const closing = app.fastify.close().then(() => {
+      closedAt = performance.now()
+    })
     await v6ListenerClosed
     // the slow request still runs; its listener no longer takes connections
     expect(await connectOutcome(app.port, '::1')).toBe('ECONNREFUSED')

@@ -25,7 +25,9 @@ export async function start(
   const log = new AppLog()
   const fastify = Fastify({ logger: false, ...more.fastify })
   await fastify.register(gracefulPlugin, { ...defaults, ...options })
-  fastify.addHook('preHandler', async (request) => { log.push('ran', `${request.method} ${request.url}`) })
+  fastify.addHook('preHandler', async (request) => {
+    log.push('ran', `${request.method} ${request.url}`)
+  })
   fastify.get('/fast', async () => 'fast')
   fastify.get('/slow', async (request) => {
     await sleep(Number(new URL(request.url, 'http://x').searchParams.get('ms') ?? 200))
@@ -60,9 +62,15 @@ export function captureLogger(): { info(m: string): void; warn(m: string): void;
   const lines: Array<[string, string]> = []
   return {
     lines,
-    info: (m: string) => { lines.push(['info', m]) },
-    warn: (m: string) => { lines.push(['warn', m]) },
-    error: (m: string) => { lines.push(['error', m]) },
+    info: (m: string) => {
+      lines.push(['info', m])
+    },
+    warn: (m: string) => {
+      lines.push(['warn', m])
+    },
+    error: (m: string) => {
+      lines.push(['error', m])
+    },
   }
 }
 

@@ -14,9 +14,14 @@ async function h2cApp(fastifyOptions: { return503OnClosing?: boolean } = {}) {
   const fastify = Fastify({ http2: true, logger: false, ...fastifyOptions })
   await fastify.register(gracefulPlugin, defaults)
   const ran: string[] = []
-  fastify.addHook('preHandler', async (request) => { ran.push(request.url) })
+  fastify.addHook('preHandler', async (request) => {
+    ran.push(request.url)
+  })
   fastify.get('/fast', async () => 'fast')
-  fastify.get('/slow', async () => { await sleep(300); return 'slow' })
+  fastify.get('/slow', async () => {
+    await sleep(300)
+    return 'slow'
+  })
   await fastify.listen({ port: 0, host: '127.0.0.1' })
   const port = (fastify.server.address() as AddressInfo).port
   return { fastify, ran, origin: `http://127.0.0.1:${port}` }
@@ -27,12 +32,16 @@ describe('Fastify with http2: true (h2c)', () => {
     const { fastify, ran, origin } = await h2cApp()
     const client = http2.connect(origin)
     const goaways: Array<[number, number]> = []
-    client.on('goaway', (code: number, last: number) => { goaways.push([code, last]) })
+    client.on('goaway', (code: number, last: number) => {
+      goaways.push([code, last])
+    })
     const slow = h2request(client, '/slow')
     await once(fastify.server, 'stream')
     expect(fastify.graceful.stats()).toMatchObject({ http2Sessions: 1, requestsInFlight: 1 })
     let closedAt = 0
-    const closing = fastify.close().then(() => { closedAt = performance.now() })
+    const closing = fastify.close().then(() => {
+      closedAt = performance.now()
+    })
     const res = await slow
     const answeredAt = performance.now()
     expect(res).toMatchObject({ status: 200, body: 'slow' })
@@ -54,7 +63,10 @@ describe('Fastify with http2: true (h2c)', () => {
   // for sessions (D1) lets the stream in, and Fastify answers it.
   const nodeClosesSessions = Number(process.versions.node.split('.')[0]) >= 24
   it(`D12.19 a request sent on an idle session at the moment fastify.close() starts is ${nodeClosesSessions ? "refused by Node's own session close (Node ≥ 24)" : 'processed: Fastify answers it (503 with Retry-After while closing, or 200 with return503OnClosing: false)'}`, async () => {
-    for (const [options, expected] of [[{}, 503], [{ return503OnClosing: false }, 200]] as const) {
+    for (const [options, expected] of [
+      [{}, 503],
+      [{ return503OnClosing: false }, 200],
+    ] as const) {
       const { fastify, origin } = await h2cApp(options)
       const client = http2.connect(origin)
       await once(client, 'connect')

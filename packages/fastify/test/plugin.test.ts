@@ -10,23 +10,30 @@ import { captureLogger, defaults, get, start } from './helpers.js'
 describe('the plugin', () => {
   it("decorates fastify.graceful (the controller) and request.quiesceSignal; request.signal stays Fastify's own", async () => {
     const seen: Array<Record<string, unknown>> = []
-    await using app = await start({}, {
-      setup(fastify) {
-        fastify.get('/signals', async (request) => {
-          let assigned: unknown = null
-          try { (request as unknown as { signal: unknown }).signal = new AbortController().signal } catch (err) { assigned = err }
-          seen.push({
-            same: request.quiesceSignal === requestSignal(request),
-            stable: request.quiesceSignal === request.quiesceSignal,
-            isAbortSignal: request.quiesceSignal instanceof AbortSignal,
-            notFastifys: request.quiesceSignal !== request.signal,
-            fastifysIsSignal: request.signal instanceof AbortSignal,
-            assigningFastifysThrows: assigned instanceof TypeError,
+    await using app = await start(
+      {},
+      {
+        setup(fastify) {
+          fastify.get('/signals', async (request) => {
+            let assigned: unknown = null
+            try {
+              ;(request as unknown as { signal: unknown }).signal = new AbortController().signal
+            } catch (err) {
+              assigned = err
+            }
+            seen.push({
+              same: request.quiesceSignal === requestSignal(request),
+              stable: request.quiesceSignal === request.quiesceSignal,
+              isAbortSignal: request.quiesceSignal instanceof AbortSignal,
+              notFastifys: request.quiesceSignal !== request.signal,
+              fastifysIsSignal: request.signal instanceof AbortSignal,
+              assigningFastifysThrows: assigned instanceof TypeError,
+            })
+            return 'ok'
           })
-          return 'ok'
-        })
+        },
       },
-    })
+    )
     expect(defaultExport).toBe(gracefulPlugin)
     const g = app.fastify.graceful
     expect(g.state).toBe('running')
@@ -53,8 +60,15 @@ describe('the plugin', () => {
     const order: string[] = []
     const fastify = Fastify({ logger: false })
     await fastify.register(gracefulPlugin, defaults)
-    fastify.addHook('onClose', async () => { order.push('fastify onClose') })
-    fastify.graceful.onShutdown(() => { order.push('quiesce onShutdown') }, { name: 'db' })
+    fastify.addHook('onClose', async () => {
+      order.push('fastify onClose')
+    })
+    fastify.graceful.onShutdown(
+      () => {
+        order.push('quiesce onShutdown')
+      },
+      { name: 'db' },
+    )
     await fastify.listen({ port: 0, host: '127.0.0.1' })
     const first = fastify.graceful.shutdown()
     expect(fastify.graceful.shutdown()).toBe(first)
@@ -149,11 +163,22 @@ describe('the plugin', () => {
 
   it("D13.5 pause({ mode: 'reject' | 'hold' }) acts in the onRequest gate, before the route's own hooks and handler", async () => {
     const routeHooks: string[] = []
-    await using app = await start({}, {
-      setup(fastify) {
-        fastify.get('/hooked', { onRequest: async (request) => { routeHooks.push(request.url) } }, async () => 'hooked')
+    await using app = await start(
+      {},
+      {
+        setup(fastify) {
+          fastify.get(
+            '/hooked',
+            {
+              onRequest: async (request) => {
+                routeHooks.push(request.url)
+              },
+            },
+            async () => 'hooked',
+          )
+        },
       },
-    })
+    )
     await app.fastify.graceful.pause({ mode: 'reject' })
     const rejected = await get(app.port, '/hooked?reject')
     expect(rejected.status).toBe(503)
@@ -176,10 +201,15 @@ describe('the plugin', () => {
   })
 
   it('D4.8 readiness answers 200 while running and paused, 503 with Retry-After once draining starts', async () => {
-    await using app = await start({ readinessDelay: 300 }, {
-      fastify: { return503OnClosing: false },
-      setup(fastify) { fastify.get('/ready', readiness) },
-    })
+    await using app = await start(
+      { readinessDelay: 300 },
+      {
+        fastify: { return503OnClosing: false },
+        setup(fastify) {
+          fastify.get('/ready', readiness)
+        },
+      },
+    )
     expect((await get(app.port, '/ready')).status).toBe(200)
     await app.fastify.graceful.pause({ mode: 'refuse' })
     await app.fastify.graceful.resume()
@@ -192,7 +222,7 @@ describe('the plugin', () => {
     expect((await report).ok).toBe(true)
   })
 
-  it('the logger defaults to fastify.log: the drain and its one-line report go through Fastify\'s logger', async () => {
+  it("the logger defaults to fastify.log: the drain and its one-line report go through Fastify's logger", async () => {
     const lines: Array<{ level: number; msg: string }> = []
     const stream = new Writable({
       write(chunk: Buffer, _encoding, done) {
@@ -214,9 +244,18 @@ describe('the plugin', () => {
   it("a logger that throws (its stream already ended) does not break the drain; an instance that never listened closes without info lines, as Fastify's own close", async () => {
     const calls: string[] = []
     const broken = {
-      info: (m: string) => { calls.push(m); throw new Error('SonicBoom destroyed') },
-      warn: (m: string) => { calls.push(m); throw new Error('SonicBoom destroyed') },
-      error: (m: string) => { calls.push(m); throw new Error('SonicBoom destroyed') },
+      info: (m: string) => {
+        calls.push(m)
+        throw new Error('SonicBoom destroyed')
+      },
+      warn: (m: string) => {
+        calls.push(m)
+        throw new Error('SonicBoom destroyed')
+      },
+      error: (m: string) => {
+        calls.push(m)
+        throw new Error('SonicBoom destroyed')
+      },
     }
     const listened = Fastify({ logger: false })
     await listened.register(gracefulPlugin, { ...defaults, logger: broken })
@@ -240,7 +279,9 @@ describe('the plugin', () => {
     await expect(a.register(gracefulPlugin, { ...defaults, timeout: -1 })).rejects.toThrow(TypeError)
     await expect(Fastify({ logger: false }).register(gracefulPlugin, { ...defaults, timeout: Number.NaN })).rejects.toThrow(/timeout/)
     await expect(Fastify({ logger: false }).register(gracefulPlugin, { ...defaults, tiemout: 5 } as never)).rejects.toThrow(/tiemout/)
-    await expect(Fastify({ logger: false }).register(gracefulPlugin, { ...defaults, logger: { info() {}, error() {} } as never })).rejects.toThrow(/logger\.warn/)
+    await expect(Fastify({ logger: false }).register(gracefulPlugin, { ...defaults, logger: { info() {}, error() {} } as never })).rejects.toThrow(
+      /logger\.warn/,
+    )
   })
 
   it('registering the plugin twice for one server fails with a clear error (same instance, or two encapsulated contexts)', async () => {
@@ -249,19 +290,25 @@ describe('the plugin', () => {
     await expect(twice.register(gracefulPlugin, defaults)).rejects.toThrow(/registered twice/)
 
     const siblings = Fastify({ logger: false })
-    void siblings.register(async (child) => { await child.register(gracefulPlugin, defaults) })
-    void siblings.register(async (child) => { await child.register(gracefulPlugin, defaults) })
+    void siblings.register(async (child) => {
+      await child.register(gracefulPlugin, defaults)
+    })
+    void siblings.register(async (child) => {
+      await child.register(gracefulPlugin, defaults)
+    })
     await expect(siblings.ready()).rejects.toThrow(/registered twice/)
   })
 
   it('D9.3 process signal handlers are installed once however many instances register the plugin, and removed with the last; no upgrade listener is added', async () => {
     const before = process.listenerCount('SIGTERM')
-    const apps = await Promise.all(Array.from({ length: 20 }, async () => {
-      const fastify = Fastify({ logger: false })
-      await fastify.register(gracefulPlugin, { logger: false, timeout: 1000 })
-      await fastify.listen({ port: 0, host: '127.0.0.1' })
-      return fastify
-    }))
+    const apps = await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        const fastify = Fastify({ logger: false })
+        await fastify.register(gracefulPlugin, { logger: false, timeout: 1000 })
+        await fastify.listen({ port: 0, host: '127.0.0.1' })
+        return fastify
+      }),
+    )
     expect(process.listenerCount('SIGTERM')).toBe(before === 0 ? 1 : before)
     expect(process.listenerCount('SIGINT')).toBeGreaterThanOrEqual(1)
     const plain = Fastify({ logger: false })

@@ -40,12 +40,13 @@ export interface KoaGracefulOptions extends GracefulOptions {
   server?: AnyServer
 }
 
-export type GracefulMiddleware = Middleware & ServerController & {
-  /** `router.get('/ready', g.readiness)`: 200 while running or paused, 503 from the moment draining starts (D4). */
-  readonly readiness: Middleware
-  /** `router.get('/live', g.liveness)`: 200 while the process answers. */
-  readonly liveness: Middleware
-}
+export type GracefulMiddleware = Middleware &
+  ServerController & {
+    /** `router.get('/ready', g.readiness)`: 200 while running or paused, 503 from the moment draining starts (D4). */
+    readonly readiness: Middleware
+    /** `router.get('/live', g.liveness)`: 200 while the process answers. */
+    readonly liveness: Middleware
+  }
 
 const binding = {
   name: 'koa',
@@ -62,7 +63,9 @@ function installSignal(context: object): void {
   installed.add(context)
   Object.defineProperty(context, 'signal', {
     configurable: true,
-    get(this: Context) { return nodeRequestSignal(this.req) },
+    get(this: Context) {
+      return nodeRequestSignal(this.req)
+    },
   })
 }
 

@@ -12,7 +12,10 @@ import { startSecureMiddleware, type SecureMiddlewareApp } from '../../../test/h
 const MAX_STREAM_ID = 2 ** 31 - 1
 
 /** Koa 3 behind `graceful()` over `https.createServer`, or `http2.createSecureServer({ allowHTTP1: true })`. */
-async function start(options: KoaGracefulOptions = {}, over: 'https' | 'h2+h1' = 'https'): Promise<SecureMiddlewareApp<GracefulMiddleware, https.Server | http2.Http2SecureServer>> {
+async function start(
+  options: KoaGracefulOptions = {},
+  over: 'https' | 'h2+h1' = 'https',
+): Promise<SecureMiddlewareApp<GracefulMiddleware, https.Server | http2.Http2SecureServer>> {
   const g = graceful({ signals: false, logger: false, timeout: 3000, ...options })
   const app = new Koa()
   const log = new AppLog()
@@ -30,9 +33,9 @@ async function start(options: KoaGracefulOptions = {}, over: 'https' | 'h2+h1' =
       ctx.body = 'aborted'
     }
   })
-  return startSecureMiddleware(g, log, ({ key, cert }) => over === 'https'
-    ? https.createServer({ key, cert }, app.callback())
-    : http2.createSecureServer({ key, cert, allowHTTP1: true }, app.callback()))
+  return startSecureMiddleware(g, log, ({ key, cert }) =>
+    over === 'https' ? https.createServer({ key, cert }, app.callback()) : http2.createSecureServer({ key, cert, allowHTTP1: true }, app.callback()),
+  )
 }
 
 describe('Koa 3 over HTTPS', () => {
@@ -82,7 +85,9 @@ describe('Koa 3 over HTTPS', () => {
     const client = http2.connect(`https://127.0.0.1:${app.port}`, { ca: app.ca })
     client.on('error', () => {})
     const goaways: Array<[number, number]> = []
-    client.on('goaway', (code: number, last: number) => { goaways.push([code, last]) })
+    client.on('goaway', (code: number, last: number) => {
+      goaways.push([code, last])
+    })
     const h2 = h2request(client, '/slow?via=h2')
     const h1 = await StreamClient.connect(app.port, { ca: app.ca })
     h1.get('/slow?via=h1')
@@ -92,7 +97,10 @@ describe('Koa 3 over HTTPS', () => {
     const [r2, r1] = [await h2, await h1.response(1)]
     expect(r2).toMatchObject({ status: 200, body: 'slow' })
     expect(Object.keys(r2.headers)).not.toContain('connection')
-    expect(goaways.slice(0, 2)).toEqual([[0, MAX_STREAM_ID], [0, 1]])
+    expect(goaways.slice(0, 2)).toEqual([
+      [0, MAX_STREAM_ID],
+      [0, 1],
+    ])
     expect(r1).toMatchObject({ status: 200, body: 'slow' })
     expect(r1.headers.connection).toBe('close')
     expect(await report).toMatchObject({ ok: true, requestsCompleted: 2, forced: [] })

@@ -10,7 +10,7 @@ import { RawClient } from '../../../test/helpers/raw.js'
 const quiet = { signals: false as const, logger: false as const }
 
 describe('@quiesce/koa', () => {
-  it('the middleware is also the controller, and ctx.signal is quiesce\'s request signal', async () => {
+  it("the middleware is also the controller, and ctx.signal is quiesce's request signal", async () => {
     const app = new Koa()
     const g = graceful(quiet)
     expect(typeof g).toBe('function')
@@ -32,7 +32,9 @@ describe('@quiesce/koa', () => {
     const app = new Koa()
     const g = graceful(quiet)
     app.use(g)
-    app.use(() => { throw new Error('boom in a route') })
+    app.use(() => {
+      throw new Error('boom in a route')
+    })
     const errors: string[] = []
     app.on('error', (err: Error) => errors.push(err.message))
     const server = http.createServer(app.callback()) // app.callback() servers too

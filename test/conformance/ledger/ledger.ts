@@ -83,9 +83,21 @@ export interface Tally {
 
 export function emptyTally(): Tally {
   return {
-    requests: 0, ok: 0, refusedBeforeSending: 0, failedWithoutExecutionFresh: 0, failedWithoutExecutionReused: 0,
-    executedButFailed: 0, lost: 0, failuresOnReusedWithinGrace: 0, failuresOnReusedDeliveredLate: 0, failuresOnReusedAtOrAfterGrace: 0, executedTwice: 0,
-    postsExecutedTwice: 0, executedUnknown: 0, answeredConnectionClose: 0, failures: [],
+    requests: 0,
+    ok: 0,
+    refusedBeforeSending: 0,
+    failedWithoutExecutionFresh: 0,
+    failedWithoutExecutionReused: 0,
+    executedButFailed: 0,
+    lost: 0,
+    failuresOnReusedWithinGrace: 0,
+    failuresOnReusedDeliveredLate: 0,
+    failuresOnReusedAtOrAfterGrace: 0,
+    executedTwice: 0,
+    postsExecutedTwice: 0,
+    executedUnknown: 0,
+    answeredConnectionClose: 0,
+    failures: [],
   }
 }
 
@@ -147,14 +159,22 @@ export function tallyRun(tally: Tally, outcomes: readonly Outcome[], ranLabels: 
     tally.requests++
     if (o.connectionClose) tally.answeredConnectionClose++
     switch (k.class) {
-      case 'ok': tally.ok++; break
-      case 'refused-before-sending': tally.refusedBeforeSending++; break
+      case 'ok':
+        tally.ok++
+        break
+      case 'refused-before-sending':
+        tally.refusedBeforeSending++
+        break
       case 'failed-after-sending-without-execution':
         if (o.reused) tally.failedWithoutExecutionReused++
         else tally.failedWithoutExecutionFresh++
         break
-      case 'executed-but-failed': tally.executedButFailed++; break
-      case 'lost': tally.lost++; break
+      case 'executed-but-failed':
+        tally.executedButFailed++
+        break
+      case 'lost':
+        tally.lost++
+        break
     }
     if (k.class !== 'ok' && k.class !== 'refused-before-sending') {
       tally.failures.push(k)
@@ -178,10 +198,13 @@ export function describeFailures(t: Tally, idleGrace: number, max = 12): string 
   return [...t.failures]
     .sort((a, b) => rank(a) - rank(b))
     .slice(0, max)
-    .map((f) => `${f.class}: ${f.method} ${f.id} via ${f.client} → ${f.code}; ` +
-      `${f.quietMs === null ? 'fresh socket' : `socket reused after ${f.quietMs.toFixed(1)} ms quiet`}` +
-      `${f.arrivedAfterMs === null ? '' : `, read by the server after ${f.arrivedAfterMs.toFixed(1)} ms`}` +
-      `${f.arrivedAfterFinMs === null ? '' : ` (${f.arrivedAfterFinMs.toFixed(1)} ms after its FIN)`}; ran ${f.ran}×, response finished: ${f.finished}`)
+    .map(
+      (f) =>
+        `${f.class}: ${f.method} ${f.id} via ${f.client} → ${f.code}; ` +
+        `${f.quietMs === null ? 'fresh socket' : `socket reused after ${f.quietMs.toFixed(1)} ms quiet`}` +
+        `${f.arrivedAfterMs === null ? '' : `, read by the server after ${f.arrivedAfterMs.toFixed(1)} ms`}` +
+        `${f.arrivedAfterFinMs === null ? '' : ` (${f.arrivedAfterFinMs.toFixed(1)} ms after its FIN)`}; ran ${f.ran}×, response finished: ${f.finished}`,
+    )
     .join('\n')
 }
 
@@ -208,16 +231,18 @@ export function watchServer(server: http.Server): ServerTimes & { stop(): void }
     socket.once('finish', () => finAt.set(socket, performance.now()))
   }
   server.on('connection', onConnection)
-  const record = (into: Map<string, number>) => (message: unknown): void => {
-    const m = message as { server: unknown; request: http.IncomingMessage; socket: Socket }
-    if (m.server !== server) return
-    const id = idOf(m.request.url)
-    if (id === null || into.has(id)) return
-    const t = performance.now()
-    into.set(id, t)
-    const fin = into === arrivedAt ? finAt.get(m.socket) : undefined
-    if (fin !== undefined) arrivedAfterFin.set(id, t - fin)
-  }
+  const record =
+    (into: Map<string, number>) =>
+    (message: unknown): void => {
+      const m = message as { server: unknown; request: http.IncomingMessage; socket: Socket }
+      if (m.server !== server) return
+      const id = idOf(m.request.url)
+      if (id === null || into.has(id)) return
+      const t = performance.now()
+      into.set(id, t)
+      const fin = into === arrivedAt ? finAt.get(m.socket) : undefined
+      if (fin !== undefined) arrivedAfterFin.set(id, t - fin)
+    }
   const onStart = record(arrivedAt)
   const onFinish = record(finishedAt)
   diagnostics.subscribe('http.server.request.start', onStart)

@@ -122,7 +122,9 @@ function agentClient(url: string, lostAfterMs: number): Client {
         let writtenAt: number | null = null
         // a socket is assigned (a free keep-alive one, or a new one once connected) and the
         // buffered request is written to it in the same tick
-        req.on('socket', () => { writtenAt = performance.now() })
+        req.on('socket', () => {
+          writtenAt = performance.now()
+        })
         const settle = (o: Omit<Sent, 'reused' | 'writtenAt'>): void => {
           if (settled) return
           settled = true
@@ -136,7 +138,9 @@ function agentClient(url: string, lostAfterMs: number): Client {
         req.on('response', (res) => {
           let text = ''
           res.setEncoding('utf8')
-          res.on('data', (d: string) => { text += d })
+          res.on('data', (d: string) => {
+            text += d
+          })
           res.on('error', (err: NodeJS.ErrnoException) => settle({ result: 'error', code: err.code ?? err.message, connectionClose: false }))
           res.on('end', () => {
             const ok = res.statusCode === 200 && text === expected(method, id)

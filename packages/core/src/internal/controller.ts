@@ -2,7 +2,20 @@ import { setMaxListeners } from 'node:events'
 import { channels, publish } from '../channels.js'
 import { ClosedError, DrainingError, ShutdownDeadlineError } from '../errors.js'
 import { resolveOptions, resolvePauseOptions, resolveResumeOptions, resolveShutdownOptions, type ResolvedOptions } from '../options.js'
-import type { AnyServer, Controller, ForcedItem, HookOptions, PauseOptions, ResumeOptions, ShutdownHook, ShutdownOptions, ShutdownReason, ShutdownReport, State, Stats } from '../types.js'
+import type {
+  AnyServer,
+  Controller,
+  ForcedItem,
+  HookOptions,
+  PauseOptions,
+  ResumeOptions,
+  ShutdownHook,
+  ShutdownOptions,
+  ShutdownReason,
+  ShutdownReport,
+  State,
+  Stats,
+} from '../types.js'
 import { drainTimeout, fitBudget, type Limits } from './budget.js'
 import { addHook, hookReports, runHooksInOrder, runHooksTogether, type HookEntry } from './hooks.js'
 import { answer500, answer503 } from './answers.js'
@@ -67,10 +80,16 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     this.limits = fitBudget(this.options)
     const self = this
     this.#pauses = new PauseSwitch({
-      get servers() { return self.#trackers.keys() },
-      get draining() { return self.isDraining },
+      get servers() {
+        return self.#trackers.keys()
+      },
+      get draining() {
+        return self.isDraining
+      },
       reject503: (res) => this.reject503(res),
-      changed: (paused) => { this.#phases.to(paused ? 'paused' : 'running') },
+      changed: (paused) => {
+        this.#phases.to(paused ? 'paused' : 'running')
+      },
     })
     coordinator().register(this)
   }
@@ -106,7 +125,14 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
   stats(): Stats {
     const total = { connections: 0, idle: 0, upgraded: 0, inFlight: 0, sessions: 0 }
     for (const t of this.#trackers.values()) for (const [k, v] of Object.entries(t.stats())) total[k as keyof typeof total] += v
-    return { state: this.state, connections: total.connections, idleConnections: total.idle, requestsInFlight: total.inFlight, upgradedSockets: total.upgraded, http2Sessions: total.sessions }
+    return {
+      state: this.state,
+      connections: total.connections,
+      idleConnections: total.idle,
+      requestsInFlight: total.inFlight,
+      upgradedSockets: total.upgraded,
+      http2Sessions: total.sessions,
+    }
   }
 
   /**
@@ -242,17 +268,24 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     this.#drainingController.abort(new DrainingError(o.signal ?? o.reason))
     this.#pauses.end()
     publish(channels.drainStart, () => ({ controller: this.#public, reason: o.reason, signal: o.signal, timeout }))
-    this.options.logger?.info(`quiesce: draining ${this.mode.name} (${o.signal ?? o.reason}), deadline in ${timeout} ms${this.options.readinessDelay > 0 ? `, announcing for ${this.options.readinessDelay} ms` : ''}`)
+    this.options.logger?.info(
+      `quiesce: draining ${this.mode.name} (${o.signal ?? o.reason}), deadline in ${timeout} ms${this.options.readinessDelay > 0 ? `, announcing for ${this.options.readinessDelay} ms` : ''}`,
+    )
     for (const t of this.#trackers.values()) t.startDrain()
 
-    const deadline = new Deadline({
-      abortGrace: this.options.abortGrace,
-      logger: this.options.logger,
-      abortInFlight: (reason) => { for (const t of this.#trackers.values()) t.abortInFlight(reason) },
-      forceEnd: (reason) => this.#forceEnd(reason),
-      progress: () => this.stats(),
-      publicController: this.#public,
-    }, timeout)
+    const deadline = new Deadline(
+      {
+        abortGrace: this.options.abortGrace,
+        logger: this.options.logger,
+        abortInFlight: (reason) => {
+          for (const t of this.#trackers.values()) t.abortInFlight(reason)
+        },
+        forceEnd: (reason) => this.#forceEnd(reason),
+        progress: () => this.stats(),
+        publicController: this.#public,
+      },
+      timeout,
+    )
     this.#force = () => deadline.force()
     // announce phase (D4): listener open, markers on, readiness 503; then the listener closes
     const before = this.#beforeHooks.length > 0 ? runHooksTogether(this.#beforeHooks, timeout) : Promise.resolve([])
@@ -274,7 +307,16 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
 
     this.#phases.to('closed')
     for (const t of this.#trackers.values()) t.detach()
-    const report = buildReport({ reason: o.reason, signal: o.signal, durationMs: now() - t0, drainMs, timedOut: deadline.timedOut, counts: this.#counts, forced: this.#forced, hooks })
+    const report = buildReport({
+      reason: o.reason,
+      signal: o.signal,
+      durationMs: now() - t0,
+      drainMs,
+      timedOut: deadline.timedOut,
+      counts: this.#counts,
+      forced: this.#forced,
+      hooks,
+    })
     if (report.ok) this.options.logger?.info(reportLine(report))
     else this.options.logger?.warn(reportLine(report))
     publish(channels.drainEnd, () => ({ controller: this.#public, report }))
@@ -331,7 +373,10 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
 function deferredReport(): { promise: Promise<ShutdownReport>; resolve: (r: ShutdownReport) => void; reject: (e: unknown) => void } {
   let resolve: (r: ShutdownReport) => void = () => {}
   let reject: (e: unknown) => void = () => {}
-  const promise = new Promise<ShutdownReport>((res, rej) => { resolve = res; reject = rej })
+  const promise = new Promise<ShutdownReport>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
   return { promise, resolve, reject }
 }
 

@@ -34,13 +34,20 @@ export class Deadline {
   constructor(host: DeadlineHost, timeout: number) {
     this.#host = host
     this.#timeout = timeout
-    this.forced = new Promise<void>((resolve) => { this.#resolveForced = resolve })
+    this.forced = new Promise<void>((resolve) => {
+      this.#resolveForced = resolve
+    })
     const t0 = now()
     const progress = setInterval(() => {
       const s = host.progress()
       const remaining = t0 + timeout - now()
       host.logger?.info(progressLine(s.requestsInFlight, s.connections, remaining))
-      publish(channels.drainProgress, () => ({ controller: host.publicController, requestsInFlight: s.requestsInFlight, connections: s.connections, remainingMs: Math.round(remaining) }))
+      publish(channels.drainProgress, () => ({
+        controller: host.publicController,
+        requestsInFlight: s.requestsInFlight,
+        connections: s.connections,
+        remainingMs: Math.round(remaining),
+      }))
     }, 1000)
     this.#timers = [setTimeout(this.#abort, Math.max(0, timeout - host.abortGrace)), setTimeout(() => this.force(), timeout), progress]
     for (const timer of this.#timers) timer.unref()

@@ -39,7 +39,7 @@ export function ownBaseEmit(server: object): Emit | undefined {
 }
 
 /** The emit a server would use without quiesce: an own one set before us, else its class's (read at call time). */
-export function baseEmit(server: object): Emit {
+function baseEmit(server: object): Emit {
   const s = server as Dispatching
   return s[kEmitBase] ?? (Object.getPrototypeOf(s) as { emit: Emit }).emit
 }
@@ -69,7 +69,11 @@ export function dispatcherOf(server: object): Dispatcher | undefined {
 /** D20: a second controller on one server would track every socket twice; the second is refused at its call. */
 export function assertUndrained(server: object): void {
   if (dispatcherOf(server) !== undefined) {
-    throw new QuiesceOptionError('server', 'a server no other quiesce controller drains (one graceful() per server: keep the controller the first call returned)', server)
+    throw new QuiesceOptionError(
+      'server',
+      'a server no other quiesce controller drains (one graceful() per server: keep the controller the first call returned)',
+      server,
+    )
   }
 }
 

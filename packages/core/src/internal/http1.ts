@@ -313,7 +313,13 @@ export class Http1Sockets {
       const state = socket[kSocketState] as SocketState
       for (const res of state.responses() as TrackedResponse[]) {
         if (res.writableFinished) continue
-        host.forced({ kind: 'request', method: res.req.method ?? '?', url: res.req.url ?? '?', ageMs: Math.round(t - (res[kTracked] ?? t)), protocol: 'http/1.1' })
+        host.forced({
+          kind: 'request',
+          method: res.req.method ?? '?',
+          url: res.req.url ?? '?',
+          ageMs: Math.round(t - (res[kTracked] ?? t)),
+          protocol: 'http/1.1',
+        })
       }
     }
     for (const socket of this.sockets) {

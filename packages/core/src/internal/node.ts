@@ -75,7 +75,8 @@ function writeHeadWhileDraining(this: Guarded, ...args: unknown[]): ServerRespon
 
 function hasHeaderIn(headers: unknown, name: string): boolean {
   if (typeof headers !== 'object' || headers === null) return false
-  if (Array.isArray(headers)) return headers.some((h, i) => (Array.isArray(h) ? String(h[0]).toLowerCase() === name : i % 2 === 0 && String(h).toLowerCase() === name))
+  if (Array.isArray(headers))
+    return headers.some((h, i) => (Array.isArray(h) ? String(h[0]).toLowerCase() === name : i % 2 === 0 && String(h).toLowerCase() === name))
   return Object.keys(headers).some((k) => k.toLowerCase() === name)
 }
 

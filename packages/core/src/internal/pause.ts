@@ -85,16 +85,19 @@ export class Pause {
   #armHoldTimer(): void {
     if (this.#holdTimer !== null || this.#held.length === 0) return
     const first = this.#held[0] as Held
-    this.#holdTimer = setTimeout(() => {
-      this.#holdTimer = null
-      const t = now()
-      while (this.#held.length > 0 && (this.#held[0] as Held).until <= t) {
-        const h = this.#held.shift() as Held
-        if (!h.res.writableEnded && !h.res.destroyed) this.#reject503(h.res)
-        h.resolve(false)
-      }
-      this.#armHoldTimer()
-    }, Math.max(0, Math.ceil(first.until - now())))
+    this.#holdTimer = setTimeout(
+      () => {
+        this.#holdTimer = null
+        const t = now()
+        while (this.#held.length > 0 && (this.#held[0] as Held).until <= t) {
+          const h = this.#held.shift() as Held
+          if (!h.res.writableEnded && !h.res.destroyed) this.#reject503(h.res)
+          h.resolve(false)
+        }
+        this.#armHoldTimer()
+      },
+      Math.max(0, Math.ceil(first.until - now())),
+    )
   }
 }
 

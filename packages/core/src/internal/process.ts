@@ -202,9 +202,7 @@ export class Coordinator {
     if (exit) this.#armFinalLimit(controllers, trigger)
     const reports = await Promise.all(
       controllers.map((c) =>
-        trigger.kind === 'signal'
-          ? c.start({ reason: 'signal', signal: trigger.signal })
-          : c.start({ reason: 'fatal', timeout: c.options.fatalTimeout }),
+        trigger.kind === 'signal' ? c.start({ reason: 'signal', signal: trigger.signal }) : c.start({ reason: 'fatal', timeout: c.options.fatalTimeout }),
       ),
     )
     if (!exit && !this.#fatalDuringDrain) {
@@ -225,10 +223,13 @@ export class Coordinator {
       const total = timeout + c.limits.hooksTimeout
       limit = Math.max(limit, c.limits.budget !== null ? Math.min(total, c.limits.budget - EXIT_RESERVE) : total + 1000)
     }
-    this.#exitTimer = setTimeout(() => {
-      this.#log((l) => l.error(`quiesce: shutdown did not finish within its final limit of ${limit} ms; exiting 1`), true)
-      void flushAndExit(1, this.#stoppingLoggers)
-    }, Math.min(limit, 2 ** 31 - 1))
+    this.#exitTimer = setTimeout(
+      () => {
+        this.#log((l) => l.error(`quiesce: shutdown did not finish within its final limit of ${limit} ms; exiting 1`), true)
+        void flushAndExit(1, this.#stoppingLoggers)
+      },
+      Math.min(limit, 2 ** 31 - 1),
+    )
     this.#exitTimer.unref()
   }
 
@@ -236,7 +237,11 @@ export class Coordinator {
     const loggers = this.#stopping !== null ? this.#stoppingLoggers : loggersOf(this.controllers)
     const targets = loggers.length === 0 && fallbackToConsole ? [console] : loggers
     for (const l of targets) {
-      try { fn(l) } catch { /* a broken logger must not stop the shutdown */ }
+      try {
+        fn(l)
+      } catch {
+        /* a broken logger must not stop the shutdown */
+      }
     }
   }
 }
@@ -255,15 +260,24 @@ export async function flushAndExit(code: number, loggers: readonly Logger[]): Pr
   const flushes: Array<Promise<void>> = []
   for (const l of loggers) {
     if (typeof l.flush !== 'function') continue
-    flushes.push(new Promise((resolve) => {
-      try { l.flush?.(() => resolve()) } catch { resolve() }
-    }))
+    flushes.push(
+      new Promise((resolve) => {
+        try {
+          l.flush?.(() => resolve())
+        } catch {
+          resolve()
+        }
+      }),
+    )
   }
   await Promise.race([Promise.all(flushes), new Promise((resolve) => setTimeout(resolve, EXIT_RESERVE).unref())])
-  const streams = [process.stdout, process.stderr].map((stream) => new Promise<void>((resolve) => {
-    if (!stream.writable) return resolve()
-    stream.write('', () => resolve())
-  }))
+  const streams = [process.stdout, process.stderr].map(
+    (stream) =>
+      new Promise<void>((resolve) => {
+        if (!stream.writable) return resolve()
+        stream.write('', () => resolve())
+      }),
+  )
   await Promise.race([Promise.all(streams), new Promise((resolve) => setTimeout(resolve, EXIT_RESERVE).unref())])
   process.exit(code)
 }

@@ -47,10 +47,14 @@ function plural(n: number, word: string): string {
 
 function describeForced(item: ForcedItem): string {
   switch (item.kind) {
-    case 'request': return `${item.method} ${item.url} (${item.protocol}, running ${seconds(item.ageMs)})`
-    case 'socket': return `${item.type} socket ${item.remote}`
-    case 'session': return `HTTP/2 session ${item.remote} (${plural(item.streams, 'open stream')})`
-    case 'hook': return `hook "${item.name}"${item.timedOut ? ' (timed out)' : ' (failed)'}`
+    case 'request':
+      return `${item.method} ${item.url} (${item.protocol}, running ${seconds(item.ageMs)})`
+    case 'socket':
+      return `${item.type} socket ${item.remote}`
+    case 'session':
+      return `HTTP/2 session ${item.remote} (${plural(item.streams, 'open stream')})`
+    case 'hook':
+      return `hook "${item.name}"${item.timedOut ? ' (timed out)' : ' (failed)'}`
   }
 }
 

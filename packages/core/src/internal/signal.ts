@@ -77,7 +77,7 @@ function isGone(carrier: object): boolean {
 }
 
 function isTracked(carrier: object): boolean {
-  if (isStream(carrier)) return (carrier.session as ({ [kTrackedSession]?: unknown } | undefined))?.[kTrackedSession] !== undefined
+  if (isStream(carrier)) return (carrier.session as { [kTrackedSession]?: unknown } | undefined)?.[kTrackedSession] !== undefined
   const socket = (carrier as IncomingMessage).socket as (Socket & { [kTracked]?: unknown }) | null
   return socket?.[kTracked] !== undefined
 }

@@ -60,6 +60,8 @@ export function idleAt(quietSince: number, since: number, grace: number): number
 /** A promise and the function that resolves it. */
 export function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve: () => void = () => {}
-  const promise = new Promise<void>((r) => { resolve = r })
+  const promise = new Promise<void>((r) => {
+    resolve = r
+  })
   return { promise, resolve }
 }

@@ -184,7 +184,9 @@ export class Tracker implements DrainSite, Dispatcher {
     if (verdict === true) return this.#emit(base, event, req, res)
     if (verdict !== false) {
       verdict.then(
-        (ok) => { if (ok) this.#emit(this.#base(), event, req, res) },
+        (ok) => {
+          if (ok) this.#emit(this.#base(), event, req, res)
+        },
         (err: unknown) => this.host.handlerFailed(err, req, res),
       )
     }
