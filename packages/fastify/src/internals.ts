@@ -2,8 +2,9 @@ import type { FastifyInstance } from 'fastify'
 import type { AnyServer } from '@quiesce/core'
 
 /**
- * Every touch of a Fastify private shape lives here, pinned by `test/dual-stack.test.ts` on the
- * lowest and highest Fastify of the peer range.
+ * Every touch of a Fastify private shape lives here, pinned by `test/dual-stack.test.ts` (the
+ * installed Fastify) and by `scripts/fastify-range.mjs` in CI on the lowest (5.0.0) and the highest
+ * Fastify 5 of the peer range.
  */
 
 /** Fastify's private list of the extra servers `listen()` opens for `localhost` (fastify/fastify#7043, D16). */

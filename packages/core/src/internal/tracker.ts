@@ -4,10 +4,11 @@ import type { AnyServer } from '../types.js'
 import { dispatcherOf, installDispatch, ownBaseEmit, type Dispatcher, type Emit } from './dispatch.js'
 import { Http1Sockets } from './http1.js'
 import { Http2Sessions } from './http2.js'
-import { guardDrainingHeaders, holdIdleClose, nodeCloseAll, nodeCloseIdle, rawSocketOf } from './node.js'
-import { closeListener, closeListenerOnly, remoteOf, serverKind, type ServerKind } from './servers.js'
+import { guardDrainingHeaders, holdIdleClose, nodeCloseAll, nodeCloseIdle } from './node.js'
+import { closeListener, closeListenerOnly, serverKind, type ServerKind } from './servers.js'
 import { now, type AnyRequest, type AnyResponse, type DrainSite, type TrackerHost } from './site.js'
 import { DrainLoad } from './load.js'
+import { TlsHandshakes } from './handshakes.js'
 import { SweepTimer } from './sweep.js'
 
 export { assertUndrained } from './dispatch.js'
@@ -34,8 +35,7 @@ export class Tracker implements DrainSite, Dispatcher {
   readonly host: TrackerHost
   readonly http1: Http1Sockets
   readonly http2: Http2Sessions
-  /** TLS servers: raw sockets whose handshake has not completed. */
-  readonly handshakes = new Set<Socket>()
+  readonly handshakes: TlsHandshakes
   /** The server is not listening and has emitted `close` (or never listened). */
   closed: boolean
   listenerClosedAt = 0
@@ -71,6 +71,7 @@ export class Tracker implements DrainSite, Dispatcher {
     this.closed = !server.listening
     this.http1 = new Http1Sockets(this)
     this.http2 = new Http2Sessions(this)
+    this.handshakes = new TlsHandshakes(this)
     this.#sweeper = new SweepTimer(this.#walk)
     this.#removeDispatch = installDispatch(server, this, options.gate)
     this.#ownBase = ownBaseEmit(server)
@@ -79,7 +80,7 @@ export class Tracker implements DrainSite, Dispatcher {
     s.on('close', this.#onClose)
     if (this.kind === 'http') s.on('connection', this.#onConnection)
     if (this.kind === 'https' || this.kind === 'h2') {
-      s.on('connection', this.#onRawConnection)
+      s.on('connection', this.handshakes.onRawConnection)
       s.on('secureConnection', this.#onSecureConnection)
     }
     if (this.kind === 'h2' || this.kind === 'h2c') {
@@ -104,7 +105,7 @@ export class Tracker implements DrainSite, Dispatcher {
     s.removeListener('listening', this.#onListening)
     s.removeListener('close', this.#onClose)
     s.removeListener('connection', this.#onConnection)
-    s.removeListener('connection', this.#onRawConnection)
+    s.removeListener('connection', this.handshakes.onRawConnection)
     s.removeListener('secureConnection', this.#onSecureConnection)
     s.removeListener('session', this.http2.onSession)
     s.removeListener('stream', this.http2.onStream)
@@ -155,16 +156,8 @@ export class Tracker implements DrainSite, Dispatcher {
     this.http1.adopt(socket)
   }
 
-  #onRawConnection = (raw: Socket): void => {
-    // by socket, not by remote address: every client of a Unix socket is 'unknown' (D21)
-    this.handshakes.add(raw)
-    raw.once('close', () => this.handshakes.delete(raw))
-    if (this.listenerClosedAt !== 0) this.scheduleSweep(now() + this.host.options.headerGrace)
-  }
-
   #onSecureConnection = (tlsSocket: Socket & { alpnProtocol?: string | false }): void => {
-    const raw = rawSocketOf(tlsSocket)
-    if (raw !== null) this.handshakes.delete(raw)
+    this.handshakes.secured(tlsSocket)
     if (this.kind === 'h2' && tlsSocket.alpnProtocol === 'h2') return // an HTTP/2 session: tracked by 'session'
     this.http1.adopt(tlsSocket)
   }
@@ -267,11 +260,7 @@ export class Tracker implements DrainSite, Dispatcher {
     let next = Math.min(h1.next, this.http2.sweep(t))
     if (this.listenerClosedAt === 0) return next
     const o = this.host.options
-    for (const raw of this.handshakes) {
-      const until = this.listenerClosedAt + o.headerGrace
-      if (t >= until) raw.destroy()
-      else next = Math.min(next, until)
-    }
+    next = Math.min(next, this.handshakes.sweep(t))
     // sockets accepted before attach: Node's own idle close, once none of ours is inside its grace
     if (this.untracked && (this.kind === 'http' || this.kind === 'https')) {
       if (!h1.busy && t >= this.listenerClosedAt + o.idleGrace) nodeCloseIdle(this.server)
@@ -289,11 +278,7 @@ export class Tracker implements DrainSite, Dispatcher {
   /** D6, at the deadline: destroy what is left, naming each forced request, socket and session. */
   destroyAll(): void {
     this.http1.destroyAll()
-    for (const raw of this.handshakes) {
-      this.host.forced({ kind: 'socket', type: 'tls-handshake', remote: remoteOf(raw) })
-      raw.destroy()
-    }
-    this.handshakes.clear()
+    this.handshakes.destroyAll()
     this.http2.destroyAll()
     // sockets accepted before attach, if any
     if (this.kind === 'http' || this.kind === 'https') nodeCloseAll(this.server)
