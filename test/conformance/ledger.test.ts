@@ -27,7 +27,8 @@ import { Load, type LoadOptions } from './ledger/load.js'
  */
 
 const RUNS = 20
-const BASELINE_RUNS = 6
+/** Bare close() loses a request on a reused socket in most shutdowns, not in every one: the control samples up to this many, and stops once the race showed. */
+const BASELINE_RUNS = 30
 const IDLE_GRACE_DEFAULT = 50
 const load = (url: string, prefix: string): LoadOptions => ({ url, prefix, clients: 50, maxThinkMs: 20, lostAfterMs: 5000 })
 /** How long the load runs before the shutdown: a different moment of the clients' cycles every run. */
@@ -77,9 +78,11 @@ describe.each(targets)('$name', (target) => {
 })
 
 describe('baseline: bare server.close(), no quiesce', () => {
-  it(`the same ledger finds requests failed on sockets reused within idleGrace in ${BASELINE_RUNS} shutdowns (so the ledger can fail)`, async () => {
+  it(`the same ledger finds requests failed on sockets reused within idleGrace within ${BASELINE_RUNS} shutdowns (so the ledger can fail)`, async () => {
     const t = emptyTally()
-    for (let run = 0; run < BASELINE_RUNS; run++) {
+    let runs = 0
+    for (let run = 0; run < BASELINE_RUNS && t.failuresOnReusedWithinGrace === 0; run++) {
+      runs++
       const app = await startBare()
       const closed = once(app.server, 'close')
       const server = watchServer(app.server)
@@ -99,7 +102,7 @@ describe('baseline: bare server.close(), no quiesce', () => {
       await closed
       tallyRun(t, clients.outcomes, app.ran, server, IDLE_GRACE_DEFAULT)
     }
-    console.info(summary(`ledger bare server.close(), ${BASELINE_RUNS} shutdowns`, t))
+    console.info(summary(`ledger bare server.close(), ${runs} shutdowns`, t))
     expect(t.failuresOnReusedWithinGrace, 'bare server.close() lost nothing: the ledger cannot see the race it is meant to catch').toBeGreaterThan(0)
   })
 })
