@@ -20,6 +20,9 @@ const hardLimit = () => Number(execFileSync('/bin/bash', ['-c', 'ulimit -Hn'], {
 const CASES = [
   { key: 'bare', name: 'bare `server.close()` + `closeAllConnections()`', variant: 'bare', how: 'close-all' },
   { key: 'quiesce', name: 'quiesce `shutdown()` (default options)', variant: 'quiesce', how: 'shutdown' },
+  // a control: bare's close after the same 50 ms quiesce's idleGrace waits (the process's own
+  // background work over a longer span: GC, the JIT's threads, counted by process.cpuUsage())
+  { key: 'waited', name: 'bare, `closeAllConnections()` 50 ms after `close()`', variant: 'bare', how: 'close-all-after-50' },
 ]
 
 async function closeIdle(c, count, node, ulimit) {
@@ -51,13 +54,20 @@ export async function bulkRows({ sizes, runs = 3, node, log = () => {} } = {}) {
     const got = CASES.map(() => [])
     for (let r = 0; r < runs; r++) {
       for (const [k, c] of r % 2 ? [...CASES.entries()].reverse() : [...CASES.entries()]) got[k].push(await closeIdle(c, n, node, ulimit))
-      log(
-        `  ${n}: run ${r + 1}: bare ${got[0].at(-1).ms?.toFixed(0)} ms / CPU ${got[0].at(-1).cpuMs?.toFixed(0)} ms, quiesce ${got[1].at(-1).ms?.toFixed(0)} ms / CPU ${got[1].at(-1).cpuMs?.toFixed(0)} ms`,
-      )
+      log(`  ${n}: run ${r + 1}: ${CASES.map((c, k) => `${c.key} ${got[k].at(-1).ms?.toFixed(0)} ms / CPU ${got[k].at(-1).cpuMs?.toFixed(0)} ms`).join(', ')}`)
     }
     const sum = got.map((rs) => ({ ms: median(rs.map((x) => x.ms)), cpuMs: median(rs.map((x) => x.cpuMs)) }))
     const cpuRatios = got[1].map((q, i) => q.cpuMs / got[0][i].cpuMs)
-    rows.push({ n, bare: sum[0], quiesce: sum[1], cpuRatio: median(cpuRatios), wallOver: sum[1].ms - sum[0].ms })
+    const waitedRatios = got[1].map((q, i) => q.cpuMs / got[2][i].cpuMs)
+    rows.push({
+      n,
+      bare: sum[0],
+      quiesce: sum[1],
+      waited: sum[2],
+      cpuRatio: median(cpuRatios),
+      waitedRatio: median(waitedRatios),
+      wallOver: sum[1].ms - sum[0].ms,
+    })
   }
   return { rows, skipped: sizes.filter((n) => !usable.includes(n)), limit }
 }
@@ -72,6 +82,8 @@ export const bulkTable = ({ rows }) =>
       'quiesce: to close',
       'quiesce: server CPU',
       'CPU, quiesce / bare (median of paired runs)',
+      'bare after a 50 ms wait: server CPU',
+      'CPU, quiesce / bare after the same wait',
       'wall, quiesce − bare',
       'CPU per socket, bare / quiesce',
     ],
@@ -82,6 +94,8 @@ export const bulkTable = ({ rows }) =>
       `${r.quiesce.ms.toFixed(0)} ms`,
       `${r.quiesce.cpuMs.toFixed(0)} ms`,
       `${r.cpuRatio.toFixed(3)}×`,
+      `${r.waited.cpuMs.toFixed(0)} ms`,
+      `${r.waitedRatio.toFixed(3)}×`,
       `${r.wallOver >= 0 ? '+' : ''}${r.wallOver.toFixed(0)} ms`,
       `${us(r.bare.cpuMs, r.n)} / ${us(r.quiesce.cpuMs, r.n)}`,
     ]),
@@ -97,7 +111,7 @@ export function bulkSvg({ rows }, caption) {
   const lx = (n) => Math.log10(n)
   const [x0, x1] = [lx(Math.min(...ns)) - 0.1, lx(Math.max(...ns)) + 0.1]
   const panel = (ox, title, pick) => {
-    const ys = rows.flatMap((r) => [pick(r.bare, r.n), pick(r.quiesce, r.n)])
+    const ys = rows.flatMap((r) => [pick(r.bare, r.n), pick(r.quiesce, r.n), pick(r.waited, r.n)])
     const yMax = Math.max(...ys) * 1.15
     const X = (n) => ox + M.l + ((lx(n) - x0) / (x1 - x0)) * (PW - M.l - 10)
     const Y = (v) => M.t + PH - (v / yMax) * PH
@@ -115,6 +129,7 @@ export function bulkSvg({ rows }, caption) {
     out.push(`<text x="${ox + M.l + (PW - M.l) / 2}" y="${M.t + PH + 34}" class="n" text-anchor="middle">idle sockets (log scale)</text>`)
     for (const [key, colour] of [
       ['bare', '#8795a1'],
+      ['waited', '#c9a227'],
       ['quiesce', '#1f7a6d'],
     ]) {
       const pts = rows.map((r) => `${X(r.n).toFixed(1)},${Y(pick(r[key], r.n)).toFixed(1)}`)
@@ -131,7 +146,8 @@ export function bulkSvg({ rows }, caption) {
 ${panel(0, 'wall time to close, µs per socket', (x, n) => perSocket(x.ms, n))}
 ${panel(PW + 60, 'server CPU, µs per socket', (x, n) => perSocket(x.cpuMs, n))}
 <rect x="${M.l}" y="${h - 30}" width="12" height="4" fill="#8795a1"/><text x="${M.l + 18}" y="${h - 25}" class="n">bare close() + closeAllConnections()</text>
-<rect x="${M.l + 260}" y="${h - 30}" width="12" height="4" fill="#1f7a6d"/><text x="${M.l + 278}" y="${h - 25}" class="n">quiesce shutdown(), default options (idleGrace 50 ms)</text>
+<rect x="${M.l + 230}" y="${h - 30}" width="12" height="4" fill="#c9a227"/><text x="${M.l + 248}" y="${h - 25}" class="n">bare, closeAllConnections() 50 ms later</text>
+<rect x="${M.l + 480}" y="${h - 30}" width="12" height="4" fill="#1f7a6d"/><text x="${M.l + 498}" y="${h - 25}" class="n">quiesce shutdown(), default options (idleGrace 50 ms)</text>
 <text x="${M.l}" y="${h - 8}" class="n">${caption.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</text>
 </svg>
 `

@@ -1,6 +1,9 @@
 import { setCloseMarker } from './node.js'
 import type { AnyResponse } from './site.js'
 
+/** The `Retry-After` header's value for `retryAfter` seconds (whole seconds, rounded up). */
+export const retryAfterHeader = (retryAfter: number): string => String(Math.ceil(retryAfter))
+
 /** 503 with Retry-After; on HTTP/1 with `Connection: close` (the marker: quiesce closes the socket gracefully after it, D2, D3, D13). */
 export function answer503(res: AnyResponse, retryAfter: number): void {
   if (res.headersSent || res.writableEnded) {
@@ -8,7 +11,7 @@ export function answer503(res: AnyResponse, retryAfter: number): void {
     return
   }
   res.statusCode = 503
-  res.setHeader('Retry-After', String(Math.ceil(retryAfter)))
+  res.setHeader('Retry-After', retryAfterHeader(retryAfter))
   res.setHeader('Content-Type', 'text/plain; charset=utf-8')
   if ('maxRequestsOnConnectionReached' in res) setCloseMarker(res, true)
   res.end('Service Unavailable\n')

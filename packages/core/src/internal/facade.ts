@@ -1,4 +1,5 @@
 import type { AnyServer, Controller, ShutdownOptions, ShutdownReport } from '../types.js'
+import { retryAfterHeader } from './answers.js'
 import type { GracefulController } from './controller.js'
 
 /** The controller every package returns, with the server-level additions. */
@@ -54,7 +55,7 @@ export function readinessAnswer(ready: boolean, retryAfter: number): HealthAnswe
   const headers = { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }
   return ready
     ? { status: 200, headers, body: 'ok\n' }
-    : { status: 503, headers: { ...headers, 'retry-after': String(Math.ceil(retryAfter)) }, body: 'draining\n' }
+    : { status: 503, headers: { ...headers, 'retry-after': retryAfterHeader(retryAfter) }, body: 'draining\n' }
 }
 
 /** 200 as long as the process answers: a drain is not a reason to be restarted. */

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import type { Duplex } from 'node:stream'
+import { retryAfterHeader } from './answers.js'
 import { ClientClosedError, ResponseDestroyedError } from '../errors.js'
 import { guardDrainingHeaders, hasCloseMarker, isUpgraded, setCloseMarker } from './node.js'
 import { remoteOf } from './servers.js'
@@ -157,14 +158,14 @@ export class Http1Sockets {
       // the marker goes on the last dispatched response and moves with pipelining (D2)
       if (prev !== null && !prev.headersSent) setCloseMarker(prev, false)
       setCloseMarker(res, true)
-      guardDrainingHeaders(res, this.#retryAfter())
+      guardDrainingHeaders(res, retryAfterOf(this.#site))
     }
     return true
   }
 
   /** Draining starts: the close marker on each socket's last response, the drain's headers on every one in flight. */
   startDrain(): void {
-    const retryAfter = this.#retryAfter()
+    const retryAfter = retryAfterOf(this.#site)
     for (const socket of this.sockets) {
       const state = socket[kSocketState]
       if (state === undefined) continue
@@ -259,7 +260,7 @@ export class Http1Sockets {
       }
       if (listenerClosedAt === 0) continue
       if (isUpgraded(socket)) {
-        this.#notifyUpgraded(socket, state)
+        notifyUpgraded(this.#site, socket, state)
         continue
       }
       if (state.pending > 0) continue
@@ -280,21 +281,6 @@ export class Http1Sockets {
       }
     }
     return { next, busy }
-  }
-
-  #notifyUpgraded(socket: H1Socket, state: SocketState): void {
-    if (state.upgradeNotified) return
-    state.upgradeNotified = true
-    const hook = this.#site.host.options.closeUpgraded
-    if (hook === null || hook === undefined) return
-    try {
-      const result = hook(socket as Duplex) as { then?: unknown } | undefined
-      if (result && typeof result.then === 'function') {
-        ;(result as Promise<unknown>).then(undefined, (err: unknown) => this.#site.host.callbackFailed('closeUpgraded', err))
-      }
-    } catch (err) {
-      this.#site.host.callbackFailed('closeUpgraded', err)
-    }
   }
 
   /** D6, `abortGrace` before the deadline: every request still running has its signal aborted. */
@@ -349,11 +335,25 @@ export class Http1Sockets {
     }
     return { open, idle, upgraded }
   }
+}
 
-  #retryAfter(): string {
-    return String(Math.ceil(this.#site.host.options.retryAfter))
+/** D12: an upgraded socket is told to leave once, through the user's `closeUpgraded` (guarded, reported). */
+function notifyUpgraded(site: DrainSite, socket: H1Socket, state: SocketState): void {
+  if (state.upgradeNotified) return
+  state.upgradeNotified = true
+  const hook = site.host.options.closeUpgraded
+  if (hook === null || hook === undefined) return
+  try {
+    const result = hook(socket as Duplex) as { then?: unknown } | undefined
+    if (result && typeof result.then === 'function') {
+      ;(result as Promise<unknown>).then(undefined, (err: unknown) => site.host.callbackFailed('closeUpgraded', err))
+    }
+  } catch (err) {
+    site.host.callbackFailed('closeUpgraded', err)
   }
 }
+
+const retryAfterOf = (site: DrainSite): string => retryAfterHeader(site.host.options.retryAfter)
 
 const clientClosed = (): Error => new ClientClosedError()
 const responseDestroyed = (): Error => new ResponseDestroyedError()
