@@ -33,6 +33,8 @@ import os from 'node:os'
 import { ClosedError, QuiesceOptionError } from './errors.js'
 import { bool, checkObject, logger, ms, signalList, signalName } from './options.js'
 import { flushAndExit, type ClusterCommand } from './internal/process.js'
+import { now } from './internal/site.js'
+import { forkWorker, RespawnBackoff, type WorkerInfo } from './internal/workers.js'
 import type { Logger } from './types.js'
 
 export interface ClusterOptions {
@@ -97,32 +99,7 @@ export interface ClusterController {
   shutdown(): Promise<ClusterReport>
 }
 
-interface WorkerInfo {
-  readonly worker: Worker
-  /** `member`: counted in the pool; `candidate`: a restart waits for it; `leaving`: asked to drain. */
-  role: 'member' | 'candidate' | 'leaving'
-  listening: boolean
-  up: boolean
-  /** When it came up (0: not yet). */
-  upAt: number
-  readonly whenUp: Promise<void>
-  readonly exited: Promise<{ code: number | null; signal: string | null }>
-  gone: boolean
-  /** The worker a restart is starting in its place: if this one dies meanwhile, that one replaces it (no respawn). */
-  successor: WorkerInfo | null
-  drainRequestedAt: number
-  killed: boolean
-}
-
 const KNOWN = new Set(['workers', 'waitFor', 'startTimeout', 'killTimeout', 'signals', 'restartSignal', 'respawn', 'exit', 'logger'])
-/** Respawn back-off for workers that die before they come up, or soon after: 100 ms, doubling, at most 10 s. */
-const RESPAWN_FIRST = 100
-const RESPAWN_MAX = 10_000
-/** A worker that dies within this many ms of coming up crashed at start-up (D21): it is replaced with back-off too. */
-const MIN_UPTIME = 1000
-
-const now = (): number => performance.now()
-
 /**
  * Runs a pool of node:cluster workers in the primary: forks them, replaces one that exits
  * unexpectedly, restarts them one at a time on `restartSignal` or `restart()`, and drains them all
@@ -160,8 +137,7 @@ class ClusterPool implements ClusterController {
   #queuedRestart: Promise<ClusterReport> | null = null
   #shutdown: Promise<ClusterReport> | null = null
   #stopSignal: string | null = null
-  #startFailures = 0
-  readonly #respawnTimers = new Set<NodeJS.Timeout>()
+  readonly #backoff = new RespawnBackoff()
   readonly #handlers = new Map<string, () => void>()
 
   constructor(o: Resolved) {
@@ -272,8 +248,7 @@ class ClusterPool implements ClusterController {
   async #drainAll(): Promise<ClusterReport> {
     const t0 = now()
     this.#state = 'draining'
-    for (const timer of this.#respawnTimers) clearTimeout(timer)
-    this.#respawnTimers.clear()
+    this.#backoff.cancel()
     const workers = await Promise.all([...this.#infos.values()].map((info) => this.#drain(info)))
     this.#state = 'closed'
     for (const [signal, handler] of this.#handlers) process.removeListener(signal, handler)
@@ -291,87 +266,34 @@ class ClusterPool implements ClusterController {
   // ── one worker ──────────────────────────────────────────────────────────
 
   #fork(role: 'member' | 'candidate'): WorkerInfo {
-    const worker = cluster.fork()
-    let markUp: () => void = () => {}
-    let failUp: (err: Error) => void = () => {}
-    const whenUp = new Promise<void>((resolve, reject) => {
-      markUp = resolve
-      failUp = reject
+    const info = forkWorker(role, {
+      startTimeout: this.#o.startTimeout,
+      waitFor: this.#o.waitFor,
+      log: (level, message) => this.#log(level, message),
+      onExit: (info, code, signal) => this.#onExit(info, code, signal),
     })
-    // a member's start is nobody's promise to await; its failure is handled at its exit
-    whenUp.catch(() => {})
-    let exitedResolve: (e: { code: number | null; signal: string | null }) => void = () => {}
-    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
-      exitedResolve = resolve
-    })
-    const info: WorkerInfo = {
-      worker,
-      role,
-      listening: false,
-      up: false,
-      upAt: 0,
-      whenUp,
-      exited,
-      gone: false,
-      successor: null,
-      drainRequestedAt: 0,
-      killed: false,
-    }
-    this.#infos.set(worker, info)
-
-    const startTimer = setTimeout(() => {
-      failUp(new Error(`not up within startTimeout (${this.#o.startTimeout} ms)`))
-      if (info.role === 'member')
-        this.#log('warn', `quiesce: worker ${worker.id} (pid ${worker.process.pid}) is not up after startTimeout (${this.#o.startTimeout} ms)`)
-    }, this.#o.startTimeout)
-    const becameUp = (): void => {
-      if (info.up) return
-      info.up = true
-      info.upAt = now()
-      clearTimeout(startTimer)
-      markUp()
-    }
-    worker.on('listening', () => {
-      info.listening = true
-      if (this.#o.waitFor === 'listening') becameUp()
-    })
-    worker.on('message', (message: unknown) => {
-      if (message === 'ready' && this.#o.waitFor === 'ready') becameUp()
-    })
-    // a send to a worker that just died reports here; its 'exit' follows and is what counts
-    worker.on('error', (err: Error) => this.#log('warn', `quiesce: worker ${worker.id}: ${err.message}`))
-    worker.on('exit', (code: number | null, signal: string | null) => {
-      clearTimeout(startTimer)
-      failUp(new Error(`it exited (${signal ?? `code ${code}`}) before it was up`))
-      info.gone = true
-      this.#infos.delete(worker)
-      exitedResolve({ code, signal })
-      if (info.role !== 'member') return
-      const what = `worker ${worker.id} (pid ${worker.process.pid}) exited unexpectedly (${signal ?? `code ${code}`})`
-      if (info.successor !== null) this.#log('warn', `quiesce: ${what}; worker ${info.successor.worker.id}, starting, replaces it`)
-      else if (!this.#o.respawn || this.#shutdown !== null) this.#log('warn', `quiesce: ${what}`)
-      else this.#respawn(info, what)
-    })
+    this.#infos.set(info.worker, info)
     return info
+  }
+
+  /** A worker exited: forget it; a member nobody asked to leave is replaced (by its successor, or a respawn). */
+  #onExit(info: WorkerInfo, code: number | null, signal: string | null): void {
+    this.#infos.delete(info.worker)
+    if (info.role !== 'member') return
+    const what = `worker ${info.worker.id} (pid ${info.worker.process.pid}) exited unexpectedly (${signal ?? `code ${code}`})`
+    if (info.successor !== null) this.#log('warn', `quiesce: ${what}; worker ${info.successor.worker.id}, starting, replaces it`)
+    else if (!this.#o.respawn || this.#shutdown !== null) this.#log('warn', `quiesce: ${what}`)
+    else this.#respawn(info, what)
   }
 
   /** Forks a member in place of one that died; one that died before it was up is likely to die again: back off. */
   #respawn(info: WorkerInfo, what = `worker ${info.worker.id} (pid ${info.worker.process.pid}) is gone`): void {
     if (!this.#o.respawn || this.#shutdown !== null) return
-    let wait = 0
-    // one that never came up, or crashed right after listening, is likely to do it again: back off
-    if (!info.up || now() - info.upAt < MIN_UPTIME) {
-      wait = Math.min(RESPAWN_FIRST * 2 ** this.#startFailures, RESPAWN_MAX)
-      this.#startFailures++
-    } else {
-      this.#startFailures = 0
-    }
+    const wait = this.#backoff.delayAfter(info)
     this.#log('warn', `quiesce: ${what}; forking a replacement${wait > 0 ? ` in ${wait} ms` : ''}`)
-    const timer = setTimeout(() => {
-      this.#respawnTimers.delete(timer)
+    this.#backoff.schedule(wait, () => {
       if (this.#shutdown === null) this.#fork('member')
-    }, wait)
-    this.#respawnTimers.add(timer)
+    })
   }
 
   /** Asks the worker to drain and waits for its exit; SIGKILL past `killTimeout`. */
