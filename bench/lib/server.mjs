@@ -428,6 +428,12 @@ process.on('message', async (msg) => {
     const d = process.cpuUsage(profileCpu)
     profileCpu = d.user + d.system
     const { profile } = await profiler.post('Profiler.stop')
+    // the raw profile, for a flame graph (Chrome DevTools, speedscope): BENCH_PROFILE_DIR names the folder
+    if (process.env.BENCH_PROFILE_DIR) {
+      const { mkdirSync, writeFileSync } = await import('node:fs')
+      mkdirSync(process.env.BENCH_PROFILE_DIR, { recursive: true })
+      writeFileSync(`${process.env.BENCH_PROFILE_DIR}/${variant}-node${process.versions.node}-${process.pid}.cpuprofile`, JSON.stringify(profile))
+    }
     send({ type: 'profile', ...libraryShare(profile) })
   } else if (msg?.cmd === 'shutdown') {
     shutdownAt = epoch()
