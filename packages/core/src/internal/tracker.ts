@@ -5,7 +5,7 @@ import { dispatcherOf, installDispatch, ownBaseEmit, type Dispatcher, type Emit 
 import { Http1Sockets } from './http1.js'
 import { Http2Sessions } from './http2.js'
 import { guardDrainingHeaders, holdIdleClose, nodeCloseAll, nodeCloseIdle } from './node.js'
-import { closeListener, closeListenerOnly, serverKind, type ServerKind } from './servers.js'
+import { closeListener, serverKind, type ServerKind } from './servers.js'
 import { now, type AnyRequest, type AnyResponse, type DrainSite, type TrackerHost } from './site.js'
 import { DrainLoad } from './load.js'
 import { TlsHandshakes } from './handshakes.js'
@@ -235,21 +235,15 @@ export class Tracker implements DrainSite, Dispatcher {
   }
 
   /**
-   * The listener closes (D4: at drain start, or after the announce phase). Idle sockets close once
-   * quiet for `idleGrace` (D1), new and mid-header ones get `headerGrace` (D5), upgraded ones are
-   * told to leave (D12). With `external`, the framework closes the server itself (Fastify): only
-   * the listening handle is closed here, none of the framework's own close steps.
+   * The listener closes (D4: at drain start, or after the announce phase): new connections are
+   * refused from now on, on every listener alike (D16). Idle sockets close once quiet for
+   * `idleGrace` (D1), new and mid-header ones get `headerGrace` (D5), upgraded ones are told to
+   * leave (D12). With `external`, the framework closes the server itself (Fastify).
    */
   closeListener(external = false): void {
     if (this.listenerClosedAt !== 0) return
     this.listenerClosedAt = now()
-    if (this.server.listening) {
-      // A framework that closes its server itself (Fastify's close(), a few ticks later) still
-      // finds it closing; the listening handle closes now, so that new connections are refused
-      // from this moment on, on every listener alike (D4, D16).
-      if (external) closeListenerOnly(this.server)
-      else closeListener(this.server, this.kind)
-    }
+    if (this.server.listening) closeListener(this.server, this.kind, external)
     this.scheduleSweep(now())
   }
 
