@@ -25,8 +25,9 @@ import { coordinator, type Coordinated } from './process.js'
 import { Deadline } from './deadline.js'
 import { buildReport, errorStack, reportLine, type DrainCounts } from './report.js'
 import { assertServer } from './servers.js'
-import { deferred, now, type AnyRequest, type AnyResponse, type TrackerHost } from './site.js'
+import { now, type AnyRequest, type AnyResponse, type TrackerHost } from './site.js'
 import { Tracker } from './tracker.js'
+import { Trackers } from './trackers.js'
 
 export interface ControllerMode {
   /** Run the gate in Node's dispatch (bare Node); adapters gate in their middleware instead. */
@@ -57,7 +58,7 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
   /** Effective limits after fitting the supervisor's budget (D19). */
   readonly limits: Limits
   readonly #phases = new PhaseMachine()
-  readonly #trackers = new Map<AnyServer, Tracker>()
+  readonly #trackers: Trackers
   readonly #drainingController = new AbortController()
   #shutdown: Promise<ShutdownReport> | null = null
   #startedAt = 0
@@ -68,8 +69,6 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
   readonly #counts: DrainCounts = { completed: 0, aborted: 0, rejected: 0, idleClosed: 0 }
   /** The deadline's step (D6), armed when the drain starts: a second signal takes it at once. */
   #force: () => void = () => {}
-  /** Resolves when the listener closes: after the announce phase and the before-shutdown hooks (D4). */
-  readonly #listenerRelease = deferred()
   /** What the user holds (the facade): the `controller` of every `quiesce:*` message. */
   #public: object = this
 
@@ -78,10 +77,11 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     this.mode = mode
     setMaxListeners(0, this.#drainingController.signal)
     this.limits = fitBudget(this.options)
+    this.#trackers = new Trackers(mode.listener === 'framework', (server) => publish(channels.listenerClose, () => ({ controller: this.#public, server })))
     const self = this
     this.#pauses = new PauseSwitch({
       get servers() {
-        return self.#trackers.keys()
+        return self.#trackers.servers()
       },
       get draining() {
         return self.isDraining
@@ -119,20 +119,11 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
   }
 
   get servers(): AnyServer[] {
-    return [...this.#trackers.keys()]
+    return [...this.#trackers.servers()]
   }
 
   stats(): Stats {
-    const total = { connections: 0, idle: 0, upgraded: 0, inFlight: 0, sessions: 0 }
-    for (const t of this.#trackers.values()) for (const [k, v] of Object.entries(t.stats())) total[k as keyof typeof total] += v
-    return {
-      state: this.state,
-      connections: total.connections,
-      idleConnections: total.idle,
-      requestsInFlight: total.inFlight,
-      upgradedSockets: total.upgraded,
-      http2Sessions: total.sessions,
-    }
+    return { state: this.state, ...this.#trackers.stats() }
   }
 
   /**
@@ -145,11 +136,11 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     if (this.#phases.phase === 'closed') throw new ClosedError('attach()')
     const tracker = new Tracker(server, this, { gate: this.mode.gate })
     if (server.listening) coordinator().register(this)
-    this.#trackers.set(server, tracker)
+    this.#trackers.add(tracker)
     this.#pauses.current?.adopt(server)
     if (this.isDraining) {
       tracker.startDrain()
-      if (this.#phases.phase !== 'announcing') this.#closeListenerOf(tracker)
+      if (this.#phases.phase !== 'announcing') this.#trackers.closeListener(tracker)
     }
     return this
   }
@@ -241,8 +232,7 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
    */
   serverClosed(): void {
     if (this.isDraining || this.#pauses.current?.mode === 'refuse') return
-    for (const t of this.#trackers.values()) if (!t.closed) return
-    coordinator().unregister(this)
+    if (this.#trackers.allClosed()) coordinator().unregister(this)
   }
 
   serverListening(): void {
@@ -271,15 +261,13 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     this.options.logger?.info(
       `quiesce: draining ${this.mode.name} (${o.signal ?? o.reason}), deadline in ${timeout} ms${this.options.readinessDelay > 0 ? `, announcing for ${this.options.readinessDelay} ms` : ''}`,
     )
-    for (const t of this.#trackers.values()) t.startDrain()
+    this.#trackers.startDrain()
 
     const deadline = new Deadline(
       {
         abortGrace: this.options.abortGrace,
         logger: this.options.logger,
-        abortInFlight: (reason) => {
-          for (const t of this.#trackers.values()) t.abortInFlight(reason)
-        },
+        abortInFlight: (reason) => this.#trackers.abortInFlight(reason),
         forceEnd: (reason) => this.#forceEnd(reason),
         progress: () => this.stats(),
         publicController: this.#public,
@@ -291,12 +279,11 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     const before = this.#beforeHooks.length > 0 ? runHooksTogether(this.#beforeHooks, timeout) : Promise.resolve([])
     const announce = this.options.readinessDelay > 0 ? delay(Math.min(this.options.readinessDelay, timeout)) : Promise.resolve()
     const beforeRuns = await Promise.race([Promise.all([before, announce]).then(([runs]) => runs), deadline.forced.then(() => [])])
-    if (this.#phases.to('closing')) this.#closeListeners()
+    if (this.#phases.to('closing')) this.#trackers.closeListeners()
 
-    const closed = (): Promise<unknown> => Promise.all([...this.#trackers.values()].map((t) => t.whenClosed()))
-    await Promise.race([closed(), deadline.forced])
+    await Promise.race([this.#trackers.whenAllClosed(), deadline.forced])
     // after a force, wait for the servers' close too (destroyed sockets close within a tick), bounded
-    if (deadline.timedOut) await Promise.race([closed(), delay(1000)])
+    if (deadline.timedOut) await Promise.race([this.#trackers.whenAllClosed(), delay(1000)])
     deadline.clear()
     const drainMs = now() - t0
 
@@ -306,7 +293,7 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     const hooks = hookReports([...beforeRuns, ...hookRuns], this.options.logger, (item) => this.forced(item))
 
     this.#phases.to('closed')
-    for (const t of this.#trackers.values()) t.detach()
+    this.#trackers.detach()
     const report = buildReport({
       reason: o.reason,
       signal: o.signal,
@@ -328,21 +315,10 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
   #forceEnd(reason: () => Error): boolean {
     const announcing = this.#phases.phase === 'announcing'
     if (!this.#phases.to('forced')) return false
-    for (const t of this.#trackers.values()) t.abortInFlight(reason)
-    if (announcing) this.#closeListeners()
-    for (const t of this.#trackers.values()) t.destroyAll()
+    this.#trackers.abortInFlight(reason)
+    if (announcing) this.#trackers.closeListeners()
+    this.#trackers.destroyAll()
     return true
-  }
-
-  /** Once per drain: the announce phase is over, or the deadline came first. */
-  #closeListeners(): void {
-    for (const t of this.#trackers.values()) this.#closeListenerOf(t)
-    this.#listenerRelease.resolve()
-  }
-
-  #closeListenerOf(t: Tracker): void {
-    t.closeListener(this.mode.listener === 'framework')
-    publish(channels.listenerClose, () => ({ controller: this.#public, server: t.server }))
   }
 
   /**
@@ -352,7 +328,7 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
    */
   frameworkClosing(): Promise<void> {
     void this.start({ reason: 'framework' })
-    return this.#listenerRelease.promise
+    return this.#trackers.listenersClosed
   }
 
   /**
@@ -365,8 +341,8 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     const phase = this.#phases.phase
     if (phase !== 'announcing' && phase !== 'closing') return
     const elapsed = Math.round(now() - this.#startedAt)
-    for (const t of this.#trackers.values()) t.abortInFlight(() => new ShutdownDeadlineError(elapsed))
-    for (const t of this.#trackers.values()) t.destroyAll()
+    this.#trackers.abortInFlight(() => new ShutdownDeadlineError(elapsed))
+    this.#trackers.destroyAll()
   }
 }
 

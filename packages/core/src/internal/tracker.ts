@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { AnyServer } from '../types.js'
-import { dispatcherOf, installDispatch, ownBaseEmit, type Dispatcher, type Emit } from './dispatch.js'
+import { installDispatch, ownBaseEmit, type Dispatcher, type Emit } from './dispatch.js'
 import { Http1Sockets } from './http1.js'
 import { Http2Sessions } from './http2.js'
 import { guardDrainingHeaders, holdIdleClose, nodeCloseAll, nodeCloseIdle } from './node.js'
@@ -53,11 +53,6 @@ export class Tracker implements DrainSite, Dispatcher {
   #detached = false
   /** How slow the process and machine are, sampled only while draining (D1, D15). */
   readonly #load = new DrainLoad()
-
-  /** A controller (of any copy of quiesce) drains `server` (D20: one per server). */
-  static drained(server: object): boolean {
-    return dispatcherOf(server) !== undefined
-  }
 
   static refused(res: object): boolean {
     return Http1Sockets.refused(res)
@@ -276,19 +271,5 @@ export class Tracker implements DrainSite, Dispatcher {
     this.http2.destroyAll()
     // sockets accepted before attach, if any
     if (this.kind === 'http' || this.kind === 'https') nodeCloseAll(this.server)
-  }
-
-  // ── numbers ──────────────────────────────────────────────────────────────
-
-  stats(): { connections: number; idle: number; upgraded: number; inFlight: number; sessions: number } {
-    const h1 = this.http1.count()
-    const sessions = this.http2.open()
-    return {
-      connections: h1.open + this.handshakes.size + sessions,
-      idle: h1.idle,
-      upgraded: h1.upgraded,
-      inFlight: this.http1.inflight + this.http2.streams.size,
-      sessions,
-    }
   }
 }
