@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events'
 import { channels, publish } from '../channels.js'
-import { ClosedError, DrainingError, ShutdownDeadlineError } from '../errors.js'
+import { ClosedError } from '../errors.js'
 import { resolveOptions, resolvePauseOptions, resolveResumeOptions, resolveShutdownOptions, type ResolvedOptions } from '../options.js'
 import type {
   AnyServer,
@@ -11,21 +11,20 @@ import type {
   ResumeOptions,
   ShutdownHook,
   ShutdownOptions,
-  ShutdownReason,
   ShutdownReport,
   State,
   Stats,
 } from '../types.js'
-import { drainTimeout, fitBudget, type Limits } from './budget.js'
-import { addHook, hookReports, runHooksInOrder, runHooksTogether, type HookEntry } from './hooks.js'
+import { fitBudget, type Limits } from './budget.js'
+import { addHook, type HookEntry } from './hooks.js'
 import { answer500, answer503 } from './answers.js'
+import { Drain, type StartOptions } from './drain.js'
 import { PauseSwitch } from './pause.js'
 import { PhaseMachine } from './phases.js'
 import { coordinator, type Coordinated } from './process.js'
-import { Deadline } from './deadline.js'
-import { buildReport, errorStack, reportLine, type DrainCounts } from './report.js'
+import { errorStack, type DrainCounts } from './report.js'
 import { assertServer } from './servers.js'
-import { now, type AnyRequest, type AnyResponse, type TrackerHost } from './site.js'
+import type { AnyRequest, AnyResponse, TrackerHost } from './site.js'
 import { Tracker } from './tracker.js'
 import { Trackers } from './trackers.js'
 
@@ -40,17 +39,11 @@ export interface ControllerMode {
   readonly name: string
 }
 
-interface StartOptions {
-  readonly reason: ShutdownReason
-  readonly signal?: string | undefined
-  readonly timeout?: number | undefined
-}
-
 /**
- * The controller: the drain's state machine (`phases.ts`) over one or more servers, the hooks and
- * the report. Every package's public controller delegates to one of these (`facade.ts`); the
- * process-wide coordinator drives it through `Coordinated`, its servers' trackers through
- * `TrackerHost`.
+ * The controller: the drain's state machine (`phases.ts`) over one or more servers (`Trackers`),
+ * the hooks, the pause and the counts; the drain itself, from announce to report, is `Drain`.
+ * Every package's public controller delegates to one of these (`facade.ts`); the process-wide
+ * coordinator drives it through `Coordinated`, its servers' trackers through `TrackerHost`.
  */
 export class GracefulController implements Controller, Coordinated, TrackerHost {
   readonly options: ResolvedOptions
@@ -61,14 +54,12 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
   readonly #trackers: Trackers
   readonly #drainingController = new AbortController()
   #shutdown: Promise<ShutdownReport> | null = null
-  #startedAt = 0
   readonly #pauses: PauseSwitch
   readonly #onShutdownHooks: HookEntry[] = []
   readonly #beforeHooks: HookEntry[] = []
   readonly #forced: ForcedItem[] = []
   readonly #counts: DrainCounts = { completed: 0, aborted: 0, rejected: 0, idleClosed: 0 }
-  /** The deadline's step (D6), armed when the drain starts: a second signal takes it at once. */
-  #force: () => void = () => {}
+  readonly #drain: Drain
   /** What the user holds (the facade): the `controller` of every `quiesce:*` message. */
   #public: object = this
 
@@ -90,6 +81,27 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
       changed: (paused) => {
         this.#phases.to(paused ? 'paused' : 'running')
       },
+    })
+    this.#drain = new Drain({
+      options: this.options,
+      limits: this.limits,
+      name: mode.name,
+      phases: this.#phases,
+      trackers: this.#trackers,
+      beforeHooks: this.#beforeHooks,
+      onShutdownHooks: this.#onShutdownHooks,
+      counts: this.#counts,
+      forcedItems: this.#forced,
+      get publicController() {
+        return self.#public
+      },
+      stats: () => this.stats(),
+      forced: (item) => this.forced(item),
+      announced: (reason) => {
+        this.#drainingController.abort(reason)
+        this.#pauses.end()
+      },
+      ended: () => coordinator().unregister(this),
     })
     coordinator().register(this)
   }
@@ -164,14 +176,14 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     if (this.#shutdown !== null) return this.#shutdown
     const report = deferredReport()
     this.#shutdown = report.promise
-    this.#drain(options).then(report.resolve, report.reject)
+    this.#drain.run(options).then(report.resolve, report.reject)
     return this.#shutdown
   }
 
   /** A second signal: the deadline now (D9). */
   force(): void {
     if (this.#shutdown === null) void this.start({ reason: 'signal', timeout: 0 })
-    else this.#force()
+    else this.#drain.force()
   }
 
   onShutdown(hook: ShutdownHook, options?: HookOptions): () => void {
@@ -248,78 +260,7 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     publish(channels.forced, () => ({ controller: this.#public, item }))
   }
 
-  // ── the drain ────────────────────────────────────────────────────────────
-
-  async #drain(o: StartOptions): Promise<ShutdownReport> {
-    const t0 = now()
-    this.#startedAt = t0
-    const timeout = drainTimeout(o.timeout, this.limits)
-    this.#phases.to('announcing')
-    this.#drainingController.abort(new DrainingError(o.signal ?? o.reason))
-    this.#pauses.end()
-    publish(channels.drainStart, () => ({ controller: this.#public, reason: o.reason, signal: o.signal, timeout }))
-    this.options.logger?.info(
-      `quiesce: draining ${this.mode.name} (${o.signal ?? o.reason}), deadline in ${timeout} ms${this.options.readinessDelay > 0 ? `, announcing for ${this.options.readinessDelay} ms` : ''}`,
-    )
-    this.#trackers.startDrain()
-
-    const deadline = new Deadline(
-      {
-        abortGrace: this.options.abortGrace,
-        logger: this.options.logger,
-        abortInFlight: (reason) => this.#trackers.abortInFlight(reason),
-        forceEnd: (reason) => this.#forceEnd(reason),
-        progress: () => this.stats(),
-        publicController: this.#public,
-      },
-      timeout,
-    )
-    this.#force = () => deadline.force()
-    // announce phase (D4): listener open, markers on, readiness 503; then the listener closes
-    const before = this.#beforeHooks.length > 0 ? runHooksTogether(this.#beforeHooks, timeout) : Promise.resolve([])
-    const announce = this.options.readinessDelay > 0 ? delay(Math.min(this.options.readinessDelay, timeout)) : Promise.resolve()
-    const beforeRuns = await Promise.race([Promise.all([before, announce]).then(([runs]) => runs), deadline.forced.then(() => [])])
-    if (this.#phases.to('closing')) this.#trackers.closeListeners()
-
-    await Promise.race([this.#trackers.whenAllClosed(), deadline.forced])
-    // after a force, wait for the servers' close too (destroyed sockets close within a tick), bounded
-    if (deadline.timedOut) await Promise.race([this.#trackers.whenAllClosed(), delay(1000)])
-    deadline.clear()
-    const drainMs = now() - t0
-
-    // cleanup hooks (D8): last registered first, each limited, all under the overall limit
-    this.#phases.to('hooks')
-    const hookRuns = await runHooksInOrder([...this.#onShutdownHooks].reverse(), this.limits.hooksTimeout)
-    const hooks = hookReports([...beforeRuns, ...hookRuns], this.options.logger, (item) => this.forced(item))
-
-    this.#phases.to('closed')
-    this.#trackers.detach()
-    const report = buildReport({
-      reason: o.reason,
-      signal: o.signal,
-      durationMs: now() - t0,
-      drainMs,
-      timedOut: deadline.timedOut,
-      counts: this.#counts,
-      forced: this.#forced,
-      hooks,
-    })
-    if (report.ok) this.options.logger?.info(reportLine(report))
-    else this.options.logger?.warn(reportLine(report))
-    publish(channels.drainEnd, () => ({ controller: this.#public, report }))
-    coordinator().unregister(this)
-    return report
-  }
-
-  /** D6 at the deadline or a second signal: signals aborted, listeners closed (if still announcing), the rest destroyed. */
-  #forceEnd(reason: () => Error): boolean {
-    const announcing = this.#phases.phase === 'announcing'
-    if (!this.#phases.to('forced')) return false
-    this.#trackers.abortInFlight(reason)
-    if (announcing) this.#trackers.closeListeners()
-    this.#trackers.destroyAll()
-    return true
-  }
+  // ── the framework's own close (Fastify) ─────────────────────────────────
 
   /**
    * The framework started closing (Fastify `preClose`): the drain starts (unless it did already)
@@ -331,18 +272,9 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     return this.#trackers.listenersClosed
   }
 
-  /**
-   * The framework is about to destroy every connection itself (Fastify's `forceCloseConnections:
-   * true`, right after `preClose`). What still runs is cut here instead, a moment earlier, so that
-   * each request is named in the report as forced (D6) rather than vanishing as a client abort;
-   * its signal aborts with the deadline reason, the drain's deadline having come early.
-   */
+  /** The framework is about to destroy every connection itself (Fastify): see `Drain.frameworkForcing`. */
   frameworkForcing(): void {
-    const phase = this.#phases.phase
-    if (phase !== 'announcing' && phase !== 'closing') return
-    const elapsed = Math.round(now() - this.#startedAt)
-    this.#trackers.abortInFlight(() => new ShutdownDeadlineError(elapsed))
-    this.#trackers.destroyAll()
+    this.#drain.frameworkForcing()
   }
 }
 
@@ -354,8 +286,4 @@ function deferredReport(): { promise: Promise<ShutdownReport>; resolve: (r: Shut
     reject = rej
   })
   return { promise, resolve, reject }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref())
 }
