@@ -88,7 +88,8 @@ export class Drain {
       drainMs,
       timedOut: deadline.timedOut,
       counts: h.counts,
-      forced: h.forcedItems,
+      // a copy: the report is final, a callback failing later (closeUpgraded's promise) must not change it (D18)
+      forced: [...h.forcedItems],
       hooks,
     })
     return this.#publish(report)
