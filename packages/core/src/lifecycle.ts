@@ -5,7 +5,7 @@ import { GracefulController } from './internal/controller.js'
 import { exposeController, livenessAnswer, readinessAnswer, type HealthAnswer, type ServerController } from './internal/facade.js'
 import { serverOfSession, serverOfSocket } from './internal/node.js'
 import { serverKind } from './internal/servers.js'
-import { Tracker } from './internal/tracker.js'
+import { drainedByAnyController } from './internal/trackers.js'
 import { requestSignal as nodeRequestSignal } from './internal/signal.js'
 import type { AnyServer, GracefulOptions, ShutdownOptions, ShutdownReport } from './types.js'
 
@@ -92,7 +92,7 @@ export function createFrameworkController<Request>(
     if (server !== null) {
       let tracker = core.trackerOf(server)
       if (tracker === undefined && byRequest && serverKind(server) !== null && core.state !== 'closed') {
-        if (!Tracker.drained(server)) {
+        if (!drainedByAnyController(server)) {
           core.attach(server)
           tracker = core.trackerOf(server)
         } else if (!warnedShared) {

@@ -169,6 +169,46 @@ describe('odd but legal seams (D21, D18, D10, D1)', () => {
     expect(published).toContainEqual({ kind: 'hook', name: 'closeUpgraded', timedOut: false })
   })
 
+  it('D18.3 the report is final: a closeUpgraded promise rejecting after the drain ended is published, and leaves the report as it was', async () => {
+    const server = http.createServer()
+    server.on('upgrade', (_req, socket: net.Socket) => socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n'))
+    let failLate: (err: Error) => void = () => {}
+    const g = graceful(server, {
+      ...quiet,
+      timeout: 3000,
+      closeUpgraded: (socket) => {
+        socket.end()
+        return new Promise<void>((_resolve, reject) => {
+          failLate = reject
+        })
+      },
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const s = net.connect((server.address() as AddressInfo).port, '127.0.0.1')
+    s.on('error', () => {})
+    s.write('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n')
+    await once(s, 'data')
+    const published: unknown[] = []
+    const ch = diagnostics.channel('quiesce:forced')
+    const on = (m: unknown): void => {
+      if ((m as { controller: unknown }).controller === g) published.push((m as { item: unknown }).item)
+    }
+    ch.subscribe(on)
+    try {
+      const report = await g.shutdown()
+      expect(report.ok).toBe(true)
+      expect(report.forced).toEqual([])
+      failLate(new Error('late'))
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      expect(published).toContainEqual({ kind: 'hook', name: 'closeUpgraded', timedOut: false })
+      expect(report.forced).toEqual([])
+      expect(await g.shutdown()).toBe(report)
+    } finally {
+      ch.unsubscribe(on)
+    }
+  })
+
   it("D10.4 a handler's own res.destroy() is not reported as the client closing", async () => {
     let aborted: (reason: unknown) => void = () => {}
     const reason = new Promise<unknown>((resolve) => {

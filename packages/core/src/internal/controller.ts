@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events'
 import { channels, publish } from '../channels.js'
-import { ClosedError, DrainingError, ShutdownDeadlineError } from '../errors.js'
+import { ClosedError } from '../errors.js'
 import { resolveOptions, resolvePauseOptions, resolveResumeOptions, resolveShutdownOptions, type ResolvedOptions } from '../options.js'
 import type {
   AnyServer,
@@ -11,22 +11,22 @@ import type {
   ResumeOptions,
   ShutdownHook,
   ShutdownOptions,
-  ShutdownReason,
   ShutdownReport,
   State,
   Stats,
 } from '../types.js'
-import { drainTimeout, fitBudget, type Limits } from './budget.js'
-import { addHook, hookReports, runHooksInOrder, runHooksTogether, type HookEntry } from './hooks.js'
+import { fitBudget, type Limits } from './budget.js'
+import { addHook, type HookEntry } from './hooks.js'
 import { answer500, answer503 } from './answers.js'
+import { Drain, type StartOptions } from './drain.js'
 import { PauseSwitch } from './pause.js'
 import { PhaseMachine } from './phases.js'
 import { coordinator, type Coordinated } from './process.js'
-import { Deadline } from './deadline.js'
-import { buildReport, errorStack, reportLine, type DrainCounts } from './report.js'
+import { errorStack, type DrainCounts } from './report.js'
 import { assertServer } from './servers.js'
-import { deferred, now, type AnyRequest, type AnyResponse, type TrackerHost } from './site.js'
+import type { AnyRequest, AnyResponse, TrackerHost } from './site.js'
 import { Tracker } from './tracker.js'
+import { Trackers } from './trackers.js'
 
 export interface ControllerMode {
   /** Run the gate in Node's dispatch (bare Node); adapters gate in their middleware instead. */
@@ -39,17 +39,11 @@ export interface ControllerMode {
   readonly name: string
 }
 
-interface StartOptions {
-  readonly reason: ShutdownReason
-  readonly signal?: string | undefined
-  readonly timeout?: number | undefined
-}
-
 /**
- * The controller: the drain's state machine (`phases.ts`) over one or more servers, the hooks and
- * the report. Every package's public controller delegates to one of these (`facade.ts`); the
- * process-wide coordinator drives it through `Coordinated`, its servers' trackers through
- * `TrackerHost`.
+ * The controller: the drain's state machine (`phases.ts`) over one or more servers (`Trackers`),
+ * the hooks, the pause and the counts; the drain itself, from announce to report, is `Drain`.
+ * Every package's public controller delegates to one of these (`facade.ts`); the process-wide
+ * coordinator drives it through `Coordinated`, its servers' trackers through `TrackerHost`.
  */
 export class GracefulController implements Controller, Coordinated, TrackerHost {
   readonly options: ResolvedOptions
@@ -57,19 +51,15 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
   /** Effective limits after fitting the supervisor's budget (D19). */
   readonly limits: Limits
   readonly #phases = new PhaseMachine()
-  readonly #trackers = new Map<AnyServer, Tracker>()
+  readonly #trackers: Trackers
   readonly #drainingController = new AbortController()
   #shutdown: Promise<ShutdownReport> | null = null
-  #startedAt = 0
   readonly #pauses: PauseSwitch
   readonly #onShutdownHooks: HookEntry[] = []
   readonly #beforeHooks: HookEntry[] = []
   readonly #forced: ForcedItem[] = []
   readonly #counts: DrainCounts = { completed: 0, aborted: 0, rejected: 0, idleClosed: 0 }
-  /** The deadline's step (D6), armed when the drain starts: a second signal takes it at once. */
-  #force: () => void = () => {}
-  /** Resolves when the listener closes: after the announce phase and the before-shutdown hooks (D4). */
-  readonly #listenerRelease = deferred()
+  readonly #drain: Drain
   /** What the user holds (the facade): the `controller` of every `quiesce:*` message. */
   #public: object = this
 
@@ -78,10 +68,11 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     this.mode = mode
     setMaxListeners(0, this.#drainingController.signal)
     this.limits = fitBudget(this.options)
+    this.#trackers = new Trackers(mode.listener === 'framework', (server) => publish(channels.listenerClose, () => ({ controller: this.#public, server })))
     const self = this
     this.#pauses = new PauseSwitch({
       get servers() {
-        return self.#trackers.keys()
+        return self.#trackers.servers()
       },
       get draining() {
         return self.isDraining
@@ -90,6 +81,27 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
       changed: (paused) => {
         this.#phases.to(paused ? 'paused' : 'running')
       },
+    })
+    this.#drain = new Drain({
+      options: this.options,
+      limits: this.limits,
+      name: mode.name,
+      phases: this.#phases,
+      trackers: this.#trackers,
+      beforeHooks: this.#beforeHooks,
+      onShutdownHooks: this.#onShutdownHooks,
+      counts: this.#counts,
+      forcedItems: this.#forced,
+      get publicController() {
+        return self.#public
+      },
+      stats: () => this.stats(),
+      forced: (item) => this.forced(item),
+      announced: (reason) => {
+        this.#drainingController.abort(reason)
+        this.#pauses.end()
+      },
+      ended: () => coordinator().unregister(this),
     })
     coordinator().register(this)
   }
@@ -119,20 +131,11 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
   }
 
   get servers(): AnyServer[] {
-    return [...this.#trackers.keys()]
+    return [...this.#trackers.servers()]
   }
 
   stats(): Stats {
-    const total = { connections: 0, idle: 0, upgraded: 0, inFlight: 0, sessions: 0 }
-    for (const t of this.#trackers.values()) for (const [k, v] of Object.entries(t.stats())) total[k as keyof typeof total] += v
-    return {
-      state: this.state,
-      connections: total.connections,
-      idleConnections: total.idle,
-      requestsInFlight: total.inFlight,
-      upgradedSockets: total.upgraded,
-      http2Sessions: total.sessions,
-    }
+    return { state: this.state, ...this.#trackers.stats() }
   }
 
   /**
@@ -145,11 +148,11 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     if (this.#phases.phase === 'closed') throw new ClosedError('attach()')
     const tracker = new Tracker(server, this, { gate: this.mode.gate })
     if (server.listening) coordinator().register(this)
-    this.#trackers.set(server, tracker)
+    this.#trackers.add(tracker)
     this.#pauses.current?.adopt(server)
     if (this.isDraining) {
       tracker.startDrain()
-      if (this.#phases.phase !== 'announcing') this.#closeListenerOf(tracker)
+      if (this.#phases.phase !== 'announcing') this.#trackers.closeListener(tracker)
     }
     return this
   }
@@ -173,14 +176,14 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     if (this.#shutdown !== null) return this.#shutdown
     const report = deferredReport()
     this.#shutdown = report.promise
-    this.#drain(options).then(report.resolve, report.reject)
+    this.#drain.run(options).then(report.resolve, report.reject)
     return this.#shutdown
   }
 
   /** A second signal: the deadline now (D9). */
   force(): void {
     if (this.#shutdown === null) void this.start({ reason: 'signal', timeout: 0 })
-    else this.#force()
+    else this.#drain.force()
   }
 
   onShutdown(hook: ShutdownHook, options?: HookOptions): () => void {
@@ -241,8 +244,7 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
    */
   serverClosed(): void {
     if (this.isDraining || this.#pauses.current?.mode === 'refuse') return
-    for (const t of this.#trackers.values()) if (!t.closed) return
-    coordinator().unregister(this)
+    if (this.#trackers.allClosed()) coordinator().unregister(this)
   }
 
   serverListening(): void {
@@ -258,92 +260,7 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     publish(channels.forced, () => ({ controller: this.#public, item }))
   }
 
-  // ── the drain ────────────────────────────────────────────────────────────
-
-  async #drain(o: StartOptions): Promise<ShutdownReport> {
-    const t0 = now()
-    this.#startedAt = t0
-    const timeout = drainTimeout(o.timeout, this.limits)
-    this.#phases.to('announcing')
-    this.#drainingController.abort(new DrainingError(o.signal ?? o.reason))
-    this.#pauses.end()
-    publish(channels.drainStart, () => ({ controller: this.#public, reason: o.reason, signal: o.signal, timeout }))
-    this.options.logger?.info(
-      `quiesce: draining ${this.mode.name} (${o.signal ?? o.reason}), deadline in ${timeout} ms${this.options.readinessDelay > 0 ? `, announcing for ${this.options.readinessDelay} ms` : ''}`,
-    )
-    for (const t of this.#trackers.values()) t.startDrain()
-
-    const deadline = new Deadline(
-      {
-        abortGrace: this.options.abortGrace,
-        logger: this.options.logger,
-        abortInFlight: (reason) => {
-          for (const t of this.#trackers.values()) t.abortInFlight(reason)
-        },
-        forceEnd: (reason) => this.#forceEnd(reason),
-        progress: () => this.stats(),
-        publicController: this.#public,
-      },
-      timeout,
-    )
-    this.#force = () => deadline.force()
-    // announce phase (D4): listener open, markers on, readiness 503; then the listener closes
-    const before = this.#beforeHooks.length > 0 ? runHooksTogether(this.#beforeHooks, timeout) : Promise.resolve([])
-    const announce = this.options.readinessDelay > 0 ? delay(Math.min(this.options.readinessDelay, timeout)) : Promise.resolve()
-    const beforeRuns = await Promise.race([Promise.all([before, announce]).then(([runs]) => runs), deadline.forced.then(() => [])])
-    if (this.#phases.to('closing')) this.#closeListeners()
-
-    const closed = (): Promise<unknown> => Promise.all([...this.#trackers.values()].map((t) => t.whenClosed()))
-    await Promise.race([closed(), deadline.forced])
-    // after a force, wait for the servers' close too (destroyed sockets close within a tick), bounded
-    if (deadline.timedOut) await Promise.race([closed(), delay(1000)])
-    deadline.clear()
-    const drainMs = now() - t0
-
-    // cleanup hooks (D8): last registered first, each limited, all under the overall limit
-    this.#phases.to('hooks')
-    const hookRuns = await runHooksInOrder([...this.#onShutdownHooks].reverse(), this.limits.hooksTimeout)
-    const hooks = hookReports([...beforeRuns, ...hookRuns], this.options.logger, (item) => this.forced(item))
-
-    this.#phases.to('closed')
-    for (const t of this.#trackers.values()) t.detach()
-    const report = buildReport({
-      reason: o.reason,
-      signal: o.signal,
-      durationMs: now() - t0,
-      drainMs,
-      timedOut: deadline.timedOut,
-      counts: this.#counts,
-      forced: this.#forced,
-      hooks,
-    })
-    if (report.ok) this.options.logger?.info(reportLine(report))
-    else this.options.logger?.warn(reportLine(report))
-    publish(channels.drainEnd, () => ({ controller: this.#public, report }))
-    coordinator().unregister(this)
-    return report
-  }
-
-  /** D6 at the deadline or a second signal: signals aborted, listeners closed (if still announcing), the rest destroyed. */
-  #forceEnd(reason: () => Error): boolean {
-    const announcing = this.#phases.phase === 'announcing'
-    if (!this.#phases.to('forced')) return false
-    for (const t of this.#trackers.values()) t.abortInFlight(reason)
-    if (announcing) this.#closeListeners()
-    for (const t of this.#trackers.values()) t.destroyAll()
-    return true
-  }
-
-  /** Once per drain: the announce phase is over, or the deadline came first. */
-  #closeListeners(): void {
-    for (const t of this.#trackers.values()) this.#closeListenerOf(t)
-    this.#listenerRelease.resolve()
-  }
-
-  #closeListenerOf(t: Tracker): void {
-    t.closeListener(this.mode.listener === 'framework')
-    publish(channels.listenerClose, () => ({ controller: this.#public, server: t.server }))
-  }
+  // ── the framework's own close (Fastify) ─────────────────────────────────
 
   /**
    * The framework started closing (Fastify `preClose`): the drain starts (unless it did already)
@@ -352,21 +269,12 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
    */
   frameworkClosing(): Promise<void> {
     void this.start({ reason: 'framework' })
-    return this.#listenerRelease.promise
+    return this.#trackers.listenersClosed
   }
 
-  /**
-   * The framework is about to destroy every connection itself (Fastify's `forceCloseConnections:
-   * true`, right after `preClose`). What still runs is cut here instead, a moment earlier, so that
-   * each request is named in the report as forced (D6) rather than vanishing as a client abort;
-   * its signal aborts with the deadline reason, the drain's deadline having come early.
-   */
+  /** The framework is about to destroy every connection itself (Fastify): see `Drain.frameworkForcing`. */
   frameworkForcing(): void {
-    const phase = this.#phases.phase
-    if (phase !== 'announcing' && phase !== 'closing') return
-    const elapsed = Math.round(now() - this.#startedAt)
-    for (const t of this.#trackers.values()) t.abortInFlight(() => new ShutdownDeadlineError(elapsed))
-    for (const t of this.#trackers.values()) t.destroyAll()
+    this.#drain.frameworkForcing()
   }
 }
 
@@ -378,8 +286,4 @@ function deferredReport(): { promise: Promise<ShutdownReport>; resolve: (r: Shut
     reject = rej
   })
   return { promise, resolve, reject }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref())
 }

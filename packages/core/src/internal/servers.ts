@@ -40,9 +40,12 @@ export function closeListenerOnly(server: AnyServer): void {
  * HTTP/2's one-step `closeAllSessions()` on Node ≥ 24 (D12 sends its own two-step GOAWAY).
  * For HTTP/1 servers Node's own `close()` still runs, so its connection-checking interval stops;
  * the idle close is shadowed only for the duration of that synchronous call.
+ *
+ * `external`: a framework closes the server itself (Fastify's close(), a few ticks later) and
+ * still finds it closing; only the listening handle closes now, none of the framework's own steps.
  */
-export function closeListener(server: AnyServer, kind: ServerKind): void {
-  if (kind === 'h2' || kind === 'h2c') {
+export function closeListener(server: AnyServer, kind: ServerKind, external: boolean): void {
+  if (external || kind === 'h2' || kind === 'h2c') {
     closeListenerOnly(server)
     return
   }

@@ -1,11 +1,11 @@
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { AnyServer } from '../types.js'
-import { dispatcherOf, installDispatch, ownBaseEmit, type Dispatcher, type Emit } from './dispatch.js'
+import { installDispatch, ownBaseEmit, type Dispatcher, type Emit } from './dispatch.js'
 import { Http1Sockets } from './http1.js'
 import { Http2Sessions } from './http2.js'
 import { guardDrainingHeaders, holdIdleClose, nodeCloseAll, nodeCloseIdle } from './node.js'
-import { closeListener, closeListenerOnly, serverKind, type ServerKind } from './servers.js'
+import { closeListener, serverKind, type ServerKind } from './servers.js'
 import { now, type AnyRequest, type AnyResponse, type DrainSite, type TrackerHost } from './site.js'
 import { DrainLoad } from './load.js'
 import { TlsHandshakes } from './handshakes.js'
@@ -53,11 +53,6 @@ export class Tracker implements DrainSite, Dispatcher {
   #detached = false
   /** How slow the process and machine are, sampled only while draining (D1, D15). */
   readonly #load = new DrainLoad()
-
-  /** A controller (of any copy of quiesce) drains `server` (D20: one per server). */
-  static drained(server: object): boolean {
-    return dispatcherOf(server) !== undefined
-  }
 
   static refused(res: object): boolean {
     return Http1Sockets.refused(res)
@@ -235,21 +230,15 @@ export class Tracker implements DrainSite, Dispatcher {
   }
 
   /**
-   * The listener closes (D4: at drain start, or after the announce phase). Idle sockets close once
-   * quiet for `idleGrace` (D1), new and mid-header ones get `headerGrace` (D5), upgraded ones are
-   * told to leave (D12). With `external`, the framework closes the server itself (Fastify): only
-   * the listening handle is closed here, none of the framework's own close steps.
+   * The listener closes (D4: at drain start, or after the announce phase): new connections are
+   * refused from now on, on every listener alike (D16). Idle sockets close once quiet for
+   * `idleGrace` (D1), new and mid-header ones get `headerGrace` (D5), upgraded ones are told to
+   * leave (D12). With `external`, the framework closes the server itself (Fastify).
    */
   closeListener(external = false): void {
     if (this.listenerClosedAt !== 0) return
     this.listenerClosedAt = now()
-    if (this.server.listening) {
-      // A framework that closes its server itself (Fastify's close(), a few ticks later) still
-      // finds it closing; the listening handle closes now, so that new connections are refused
-      // from this moment on, on every listener alike (D4, D16).
-      if (external) closeListenerOnly(this.server)
-      else closeListener(this.server, this.kind)
-    }
+    if (this.server.listening) closeListener(this.server, this.kind, external)
     this.scheduleSweep(now())
   }
 
@@ -282,19 +271,5 @@ export class Tracker implements DrainSite, Dispatcher {
     this.http2.destroyAll()
     // sockets accepted before attach, if any
     if (this.kind === 'http' || this.kind === 'https') nodeCloseAll(this.server)
-  }
-
-  // ── numbers ──────────────────────────────────────────────────────────────
-
-  stats(): { connections: number; idle: number; upgraded: number; inFlight: number; sessions: number } {
-    const h1 = this.http1.count()
-    const sessions = this.http2.open()
-    return {
-      connections: h1.open + this.handshakes.size + sessions,
-      idle: h1.idle,
-      upgraded: h1.upgraded,
-      inFlight: this.http1.inflight + this.http2.streams.size,
-      sessions,
-    }
   }
 }
