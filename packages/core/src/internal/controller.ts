@@ -288,9 +288,9 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     )
     this.#force = () => deadline.force()
     // announce phase (D4): listener open, markers on, readiness 503; then the listener closes
-    const before = this.#beforeHooks.length > 0 ? runHooksTogether(this.#beforeHooks, timeout) : Promise.resolve([])
+    const before = this.#beforeHooks.length > 0 ? runHooksTogether(this.#beforeHooks, timeout, deadline.forced) : Promise.resolve([])
     const announce = this.options.readinessDelay > 0 ? delay(Math.min(this.options.readinessDelay, timeout)) : Promise.resolve()
-    const beforeRuns = await Promise.race([Promise.all([before, announce]).then(([runs]) => runs), deadline.forced.then(() => [])])
+    await Promise.race([Promise.all([before, announce]), deadline.forced])
     if (this.#phases.to('closing')) this.#closeListeners()
 
     const closed = (): Promise<unknown> => Promise.all([...this.#trackers.values()].map((t) => t.whenClosed()))
@@ -303,6 +303,8 @@ export class GracefulController implements Controller, Coordinated, TrackerHost 
     // cleanup hooks (D8): last registered first, each limited, all under the overall limit
     this.#phases.to('hooks')
     const hookRuns = await runHooksInOrder([...this.#onShutdownHooks].reverse(), this.limits.hooksTimeout)
+    // before-shutdown hooks the deadline overtook are reported too: timed out at the deadline (D6, D8)
+    const beforeRuns = await before
     const hooks = hookReports([...beforeRuns, ...hookRuns], this.options.logger, (item) => this.forced(item))
 
     this.#phases.to('closed')
