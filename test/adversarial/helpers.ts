@@ -1,4 +1,5 @@
 import http from 'node:http'
+import type { Socket } from 'node:net'
 import fc from 'fast-check'
 import Fastify from 'fastify'
 import { graceful as nodeGraceful, type Controller, type GracefulOptions } from '@quiesce/core'
@@ -230,8 +231,11 @@ export interface Reply {
   reused?: boolean
 }
 
-/** One GET; records its outcome (a complete response or an error code) and how many times it settled. */
-export function get(port: number, path: string, agent: http.Agent | false): { promise: Promise<Reply>; reply: Reply } {
+/**
+ * One GET; records its outcome (a complete response or an error code) and how many times it settled.
+ * `onSocket` runs when the request gets its socket, just before its bytes are written.
+ */
+export function get(port: number, path: string, agent: http.Agent | false, onSocket?: (socket: Socket) => void): { promise: Promise<Reply>; reply: Reply } {
   const reply: Reply = { settled: 0 }
   const promise = new Promise<Reply>((resolve) => {
     const settle = (): void => {
@@ -262,8 +266,9 @@ export function get(port: number, path: string, agent: http.Agent | false): { pr
       reply.error = err.code ?? err.message
       settle()
     })
-    req.on('socket', () => {
+    req.on('socket', (socket) => {
       reply.reused = req.reusedSocket
+      onSocket?.(socket)
     })
     req.end()
   })

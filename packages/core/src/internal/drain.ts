@@ -65,7 +65,8 @@ export class Drain {
     const timeout = drainTimeout(o.timeout, h.limits)
     this.#announce(o, timeout)
     const deadline = this.#armDeadline(timeout)
-    const beforeRuns = await this.#announcePhase(timeout, deadline.forced)
+    const before = this.#announcePhase(timeout, deadline.forced)
+    await Promise.race([before.done, deadline.forced])
     if (h.phases.to('closing')) h.trackers.closeListeners()
 
     await Promise.race([h.trackers.whenAllClosed(), deadline.forced])
@@ -77,6 +78,8 @@ export class Drain {
     // cleanup hooks (D8): last registered first, each limited, all under the overall limit
     h.phases.to('hooks')
     const hookRuns = await runHooksInOrder([...h.onShutdownHooks].reverse(), h.limits.hooksTimeout)
+    // before-shutdown hooks the deadline overtook are reported too: cut at the deadline, timed out (D6, D8)
+    const beforeRuns = await before.runs
     const hooks = hookReports([...beforeRuns, ...hookRuns], h.options.logger, (item) => h.forced(item))
 
     h.phases.to('closed')
@@ -140,12 +143,16 @@ export class Drain {
     return this.#deadline
   }
 
-  /** The announce phase (D4): listeners open, markers on, readiness 503, before-shutdown hooks; the deadline cuts it short. */
-  #announcePhase(timeout: number, forced: Promise<void>): Promise<HookRun[]> {
+  /**
+   * The announce phase (D4): listeners open, markers on, readiness 503, before-shutdown hooks.
+   * `done` when both the delay and the hooks are; the deadline (`forced`) cuts the hooks still
+   * running, which `runs` then reports as timed out.
+   */
+  #announcePhase(timeout: number, forced: Promise<void>): { done: Promise<unknown>; runs: Promise<HookRun[]> } {
     const h = this.#host
-    const before = h.beforeHooks.length > 0 ? runHooksTogether(h.beforeHooks, timeout) : Promise.resolve([])
+    const runs = h.beforeHooks.length > 0 ? runHooksTogether(h.beforeHooks, timeout, forced) : Promise.resolve([])
     const announce = h.options.readinessDelay > 0 ? delay(Math.min(h.options.readinessDelay, timeout)) : Promise.resolve()
-    return Promise.race([Promise.all([before, announce]).then(([runs]) => runs), forced.then(() => [])])
+    return { done: Promise.all([runs, announce]), runs }
   }
 
   /** D6 at the deadline or a second signal: signals aborted, listeners closed (if still announcing), the rest destroyed. */

@@ -19,7 +19,7 @@ export interface HookRun {
  * report, never an exception for the caller (D8). The hook receives an AbortSignal that aborts
  * when its time is up, so it can stop what it started.
  */
-async function runHook(entry: HookEntry, limit: number): Promise<HookRun> {
+async function runHook(entry: HookEntry, limit: number, cut?: Promise<unknown>): Promise<HookRun> {
   const started = performance.now()
   const controller = new AbortController()
   let timer: NodeJS.Timeout | undefined
@@ -33,9 +33,12 @@ async function runHook(entry: HookEntry, limit: number): Promise<HookRun> {
     timer = setTimeout(resolve, Math.max(0, limit), 'timeout')
   })
   try {
-    const result = await Promise.race([Promise.resolve().then(() => entry.fn(controller.signal)), timeout])
-    if (result === 'timeout') {
-      const err = new HookError(entry.name, true, `hook "${entry.name}" did not finish within ${Math.round(limit)} ms`)
+    const racers: Array<Promise<unknown>> = [Promise.resolve().then(() => entry.fn(controller.signal)), timeout]
+    if (cut !== undefined) racers.push(cut.then(() => 'cut' as const))
+    const result = await Promise.race(racers)
+    if (result === 'timeout' || result === 'cut') {
+      const why = result === 'timeout' ? `within ${Math.round(limit)} ms` : `before the drain's deadline (${Math.round(performance.now() - started)} ms)`
+      const err = new HookError(entry.name, true, `hook "${entry.name}" did not finish ${why}`)
       controller.abort(err)
       return done(false, true, err)
     }
@@ -61,9 +64,12 @@ export async function runHooksInOrder(entries: readonly HookEntry[], overall: nu
   return runs
 }
 
-/** Hooks all at once (the announce-phase hooks), each under its own limit, all under `overall` ms. */
-export function runHooksTogether(entries: readonly HookEntry[], overall: number): Promise<HookRun[]> {
-  return Promise.all(entries.map((e) => runHook(e, Math.min(e.timeout ?? overall, overall))))
+/**
+ * Hooks all at once (the announce-phase hooks), each under its own limit, all under `overall` ms;
+ * one still running when `cut` resolves (the drain's deadline, a second signal) is reported timed out then.
+ */
+export function runHooksTogether(entries: readonly HookEntry[], overall: number, cut?: Promise<unknown>): Promise<HookRun[]> {
+  return Promise.all(entries.map((e) => runHook(e, Math.min(e.timeout ?? overall, overall), cut)))
 }
 
 /** Adds a hook to a list (validated at the call, D14); returns the function that removes it. */
