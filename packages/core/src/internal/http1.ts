@@ -47,7 +47,10 @@ class SocketState {
   quietSince: number
   /** `socket.bytesRead` when the last response ended: more means a next request has begun (D1); NO_MARK before any. */
   bytesMark = NO_MARK
-  /** 1 + how long the client took to send its latest request after the previous answer (whole ms, at most MAX_GAP); 0 before any reuse. */
+  /**
+   * 1 + how long the client takes to send a next request after an answer (whole ms, at most MAX_GAP): the
+   * longest it took, halving its excess over each newer one; 0 before any reuse.
+   */
   reuseGap = 0
   /** Set once our FIN is sent: the end of the bounded linger (D2). 0 = not closing. */
   lingerUntil = 0
@@ -74,8 +77,8 @@ type H1Socket = Socket & { [kSocketState]?: SocketState }
 type TrackedResponse = ServerResponse & { [kTracked]?: number }
 
 /**
- * D1's quiet time for one socket: `idleGrace`, or, for a busy client (one that reused this socket
- * within 150 ms of its previous answer), three times the gap it took then (so at most 450 ms).
+ * D1's quiet time for one socket: `idleGrace`, or, for a busy client (one that reuses this socket
+ * within 150 ms of an answer), three times the gap it takes (its recent peak: so at most 450 ms).
  * Behind a loaded proxy or on a loaded machine a busy client can take longer than `idleGrace` to
  * send its next request; it must not be taken for idle at that moment. When the server itself is
  * slow (`lag`: how late its own event loop runs during the drain), everything takes longer by as
@@ -143,9 +146,11 @@ export class Http1Sockets {
     // that a lagging one (a loaded proxy, a loaded machine) is not taken for idle (D1)
     if (state.pending === 0) {
       if (state.bytesMark !== NO_MARK) {
-        // kept as measured (graceOf decides, with the server's lag, whether it was a busy client's)
+        // kept as measured (graceOf decides, with the server's lag, whether it was a busy client's);
+        // a round trip that once took 140 ms under load can again: its peak fades over a few requests
         const gap = t - state.quietSince
-        state.reuseGap = (gap < MAX_GAP ? gap : MAX_GAP) + 1
+        const g = (gap < MAX_GAP ? gap : MAX_GAP) + 1
+        state.reuseGap = g >= state.reuseGap ? g : (state.reuseGap + g) >> 1
       }
       state.first = res
     } else (state.queued ??= []).push(res)

@@ -1,8 +1,8 @@
 import os from 'node:os'
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
+import { now } from './site.js'
 
-/** The event-loop delay monitor's sampling interval while draining (ms). */
-const LAG_RESOLUTION = 10
+/** How often the drain's stall probe ticks while draining (ms). */
+const TICK = 10
 /** The lag allowance is bounded: a stalled process cannot hold idle sockets open for long (D14). */
 const LAG_CAP = 1000
 /** A loaded machine stretches the busy-client window at most this many times (150 ms → 1.2 s). */
@@ -10,28 +10,49 @@ const SLOWDOWN_CAP = 8
 
 /**
  * How slow this process and machine are while a drain runs (D1): a slow server sees a busy
- * client's next request later, and must not take it for idle meanwhile. The event-loop delay is
- * sampled only while draining (D15: nothing runs while serving).
+ * client's next request later, and must not take it for idle meanwhile. Measured only while
+ * draining (D15: nothing runs while serving), by one unref'd timer that ticks every TICK ms: the
+ * longest stall is the longest time between two ticks (or since the last one) beyond TICK.
+ *
+ * Not `perf_hooks.monitorEventLoopDelay`: its histogram counts from its second tick, and records a
+ * stall only at the next timers phase. The drain's own first burst (every in-flight response
+ * answered with the close marker) is the longest stall of all, right after the drain starts; and a
+ * sweep that runs in the check phase right after a long poll phase must see that stall already.
  */
 export class DrainLoad {
-  #delay: IntervalHistogram | null = null
+  #timer: NodeJS.Timeout | null = null
+  /** When the probe last ticked (or started), performance.now() ms. */
+  #last = 0
+  /** The longest gap between ticks seen so far, beyond TICK (ms). */
+  #max = 0
 
   start(): void {
-    if (this.#delay !== null) return
-    this.#delay = monitorEventLoopDelay({ resolution: LAG_RESOLUTION })
-    this.#delay.enable()
+    if (this.#timer !== null) return
+    this.#last = now()
+    this.#max = 0
+    this.#timer = setInterval(this.#tick, TICK)
+    this.#timer.unref()
   }
 
   stop(): void {
-    this.#delay?.disable()
-    this.#delay = null
+    if (this.#timer !== null) clearInterval(this.#timer)
+    this.#timer = null
   }
 
-  /** How late the event loop has run since the drain started, in ms (0 when not draining), at most LAG_CAP. */
+  #tick = (): void => {
+    const t = now()
+    if (t - this.#last - TICK > this.#max) this.#max = t - this.#last - TICK
+    this.#last = t
+  }
+
+  /**
+   * How late the event loop has run since the drain started, in ms (0 when not draining), the
+   * stall still under way included, at most LAG_CAP.
+   */
   lag(): number {
-    const h = this.#delay
-    if (h === null || h.count === 0) return 0
-    return Math.min(LAG_CAP, Math.max(0, Math.round(h.max / 1e6 - LAG_RESOLUTION)))
+    if (this.#timer === null) return 0
+    const ongoing = now() - this.#last - TICK
+    return Math.min(LAG_CAP, Math.round(Math.max(this.#max, ongoing, 0)))
   }
 
   /**

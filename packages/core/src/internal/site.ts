@@ -36,8 +36,10 @@ export interface DrainSite {
   scheduleSweep(at: number): void
   /**
    * How late this process's own event loop runs, in ms, measured only while draining (0 before):
-   * on a slow server (a loaded machine, a CPU hog next to it) a busy client's next request comes
-   * back that much later, and must not be taken for idle meanwhile (D1).
+   * its longest stall since the drain started, the drain's own first burst and a stall still
+   * under way included. On a slow server (a loaded machine, a CPU hog next to it) its clients and
+   * the loopback itself stall with it: a busy client's next request comes back that much later,
+   * and must not be taken for idle meanwhile (D1).
    */
   lag(): number
   /**
