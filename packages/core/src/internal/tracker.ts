@@ -293,7 +293,7 @@ export class Tracker implements DrainSite, Dispatcher {
       connections: h1.open + this.handshakes.size + sessions,
       idle: h1.idle,
       upgraded: h1.upgraded,
-      inFlight: this.http1.inflight + this.http2.streams.size,
+      inFlight: this.http1.inflight + this.http2.inflight(),
       sessions,
     }
   }
