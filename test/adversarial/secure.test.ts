@@ -349,6 +349,8 @@ function h2Send(session: http2.ClientHttp2Session, rec: Sent, ledger: Ledger): P
       } else {
         rec.rstCode = stream.rstCode
         rec.error ??= `closed (rstCode ${stream.rstCode})`
+        // Node ≥ 24 fails such a request on its stream instead of throwing at request(): never sent either
+        if (/ERR_HTTP2_GOAWAY_SESSION|ERR_HTTP2_INVALID_SESSION/.test(rec.error)) rec.notOpened = true
       }
       resolve()
     })
