@@ -2,11 +2,11 @@ import http from 'node:http'
 import net from 'node:net'
 import { once } from 'node:events'
 import fc from 'fast-check'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { targets } from '../conformance/targets.js'
 import type { App } from '../conformance/fixtures/app.js'
 import { RawClient } from '../helpers/raw.js'
-import { fcOptions, get, within } from './helpers.js'
+import { fcOptions, get, within, failOnUnhandledRejections } from './helpers.js'
 
 /**
  * Clients that behave oddly but legally, in random mixes, on every target: clients that leave
@@ -16,18 +16,7 @@ import { fcOptions, get, within } from './helpers.js'
  * an error naming the address and leaves a consistent state.
  */
 
-let rejections: unknown[] = []
-const onRejection = (reason: unknown): void => {
-  rejections.push(reason)
-}
-beforeEach(() => {
-  rejections = []
-  process.on('unhandledRejection', onRejection)
-})
-afterEach(() => {
-  process.off('unhandledRejection', onRejection)
-  expect(rejections, 'unhandled rejections').toEqual([])
-})
+failOnUnhandledRejections()
 
 /** Resolves once the handler of `id` has finished writing (its own log line), now or later. */
 function finished(app: App, id: string): Promise<void> {

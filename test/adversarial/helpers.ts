@@ -1,6 +1,7 @@
 import http from 'node:http'
 import type { Socket } from 'node:net'
 import fc from 'fast-check'
+import { afterEach, beforeEach, expect } from 'vitest'
 import Fastify from 'fastify'
 import { graceful as nodeGraceful, type Controller, type GracefulOptions } from '@quiesce/core'
 import { graceful as expressGraceful } from '@quiesce/express'
@@ -279,4 +280,24 @@ export function get(port: number, path: string, agent: http.Agent | false, onSoc
 export function fcOptions(numRuns: number, maxMs = 40_000): fc.Parameters<unknown> {
   const seed = process.env.FC_SEED === undefined ? undefined : Number(process.env.FC_SEED)
   return { numRuns, interruptAfterTimeLimit: maxMs, markInterruptAsFailure: false, ...(seed === undefined ? {} : { seed }) }
+}
+
+/**
+ * Fails every test of the calling file that lets a promise reject unhandled (in its own code or
+ * the library's): registers a beforeEach/afterEach pair that collects 'unhandledRejection' and
+ * expects none once the test is over. Call it once, at the top level of a test file.
+ */
+export function failOnUnhandledRejections(): void {
+  let rejections: unknown[] = []
+  const onRejection = (reason: unknown): void => {
+    rejections.push(reason)
+  }
+  beforeEach(() => {
+    rejections = []
+    process.on('unhandledRejection', onRejection)
+  })
+  afterEach(() => {
+    process.off('unhandledRejection', onRejection)
+    expect(rejections, 'unhandled rejections').toEqual([])
+  })
 }

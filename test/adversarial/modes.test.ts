@@ -3,10 +3,10 @@ import net from 'node:net'
 import { once } from 'node:events'
 import diagnostics from 'node:diagnostics_channel'
 import fc from 'fast-check'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { targets } from '../conformance/targets.js'
 import { RawClient } from '../helpers/raw.js'
-import { fcOptions, get, within } from './helpers.js'
+import { fcOptions, get, within, failOnUnhandledRejections } from './helpers.js'
 
 /**
  * The pause modes and the announce phase against odd timing, on every target: a client that
@@ -14,18 +14,7 @@ import { fcOptions, get, within } from './helpers.js'
  * `duringDrain` (D4), a server attached while paused (D13, D17).
  */
 
-let rejections: unknown[] = []
-const onRejection = (reason: unknown): void => {
-  rejections.push(reason)
-}
-beforeEach(() => {
-  rejections = []
-  process.on('unhandledRejection', onRejection)
-})
-afterEach(() => {
-  process.off('unhandledRejection', onRejection)
-  expect(rejections, 'unhandled rejections').toEqual([])
-})
+failOnUnhandledRejections()
 
 /** Node's own channel: the server parsed a request (before any listener, so before quiesce holds it). */
 function requestStarted(url: string): Promise<void> {

@@ -1,7 +1,7 @@
 import http from 'node:http'
 import os from 'node:os'
 import fc from 'fast-check'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { GracefulOptions, ShutdownReport } from '@quiesce/core'
 import { targets } from '../conformance/targets.js'
 import type { App, Target } from '../conformance/fixtures/app.js'
@@ -21,6 +21,7 @@ import {
   Watch,
   within,
   type NumericOption,
+  failOnUnhandledRejections,
 } from './helpers.js'
 
 /**
@@ -29,18 +30,7 @@ import {
  * CPU — or rejected at the call with a TypeError that names the option.
  */
 
-let rejections: unknown[] = []
-const onRejection = (reason: unknown): void => {
-  rejections.push(reason)
-}
-beforeEach(() => {
-  rejections = []
-  process.on('unhandledRejection', onRejection)
-})
-afterEach(() => {
-  process.off('unhandledRejection', onRejection)
-  expect(rejections, 'unhandled rejections').toEqual([])
-})
+failOnUnhandledRejections()
 
 /** A value out of a set the generator draws from for a drain: mostly valid, with every odd one. */
 const drainValue: fc.Arbitrary<unknown> = fc.oneof(

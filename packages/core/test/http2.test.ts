@@ -466,6 +466,22 @@ describe('HTTP/2 over TLS', () => {
     expect(await done).toMatchObject({ ok: true, forced: [] })
   })
 
+  it('D12.22 a session whose client vanished with a stream open during the drain is not counted once shutdown() resolved (Node emits the server\'s close before it tears the session down); the stream\'s signal aborts with "client closed"', async () => {
+    const { cert } = await testCertificate()
+    await using app = await startH2({}, 'h2')
+    const client = connect(app, cert)
+    const stream = client.request({ ':path': '/never?react=0' })
+    stream.on('error', () => {})
+    await app.log.waitRan('GET /never?react=0')
+    const done = app.g.shutdown()
+    client.destroy()
+    const report = await done
+    // the server emitted 'close': its sockets are gone, and with them the session and its stream
+    expect(app.g.stats()).toMatchObject({ state: 'closed', connections: 0, http2Sessions: 0, requestsInFlight: 0 })
+    expect(report).toMatchObject({ timedOut: false, forced: [] })
+    expect(await app.log.waitAbort('/never?react=0')).toBe('ERR_QUIESCE_CLIENT_CLOSED')
+  })
+
   it('D12.7 allowHTTP1 under mixed h1/h2 requests during a drain: no Connection header on any h2 response, Connection: close on h1', async () => {
     const { cert } = await testCertificate()
     await using app = await startH2({ readinessDelay: 300 }, 'allowHTTP1')

@@ -180,7 +180,23 @@ export class Http2Sessions {
 
   /** Open sessions (a destroyed one emits 'close' a tick after the server's own 'close': not open any more). */
   open(): number {
-    for (const session of this.sessions) if (session.destroyed) this.sessions.delete(session)
+    for (const session of this.sessions) if (gone(session)) this.sessions.delete(session)
     return this.sessions.size
   }
+
+  /** Streams in flight, not counting those of a session that is gone (see `gone`). */
+  inflight(): number {
+    let n = 0
+    for (const stream of this.streams.keys()) if (!gone(stream.session)) n++
+    return n
+  }
+}
+
+/**
+ * A session is gone once destroyed, or once its socket is: Node emits the server's 'close' (the
+ * end of the drain, D7) before the socket's own, and only on that does it close the session and
+ * its streams, a turn later. Until then the session is still there, though nothing can reach it.
+ */
+function gone(session: Http2Session | undefined): boolean {
+  return session === undefined || session.destroyed || session.socket.destroyed
 }

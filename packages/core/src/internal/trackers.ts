@@ -100,7 +100,7 @@ export class Trackers {
       connections += h1.open + t.handshakes.size + sessions
       idleConnections += h1.idle
       upgradedSockets += h1.upgraded
-      requestsInFlight += t.http1.inflight + t.http2.streams.size
+      requestsInFlight += t.http1.inflight + t.http2.inflight()
       http2Sessions += sessions
     }
     return { connections, idleConnections, requestsInFlight, upgradedSockets, http2Sessions }
