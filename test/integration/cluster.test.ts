@@ -109,6 +109,27 @@ describe('node:cluster rolling restart (@quiesce/core/cluster)', () => {
     expect(exits.map((e) => e.code).sort()).toEqual([0, 0])
   })
 
+  it("D21.9 Ctrl+C to the process group: a worker's own copy of the signal after its primary's drain message is the same signal, not a second one — the request in flight finishes, every process exits 0", async () => {
+    // a terminal's Ctrl+C (or systemd's SIGTERM to the control group) reaches the primary and every
+    // worker; here in the order that broke: the primary's drain message first, then the worker's signal
+    const primary = startPrimary('quiesce')
+    const { port } = await workersUp(2, 0)
+    const from = reporter.mark()
+    const slow = get(port, '/slow?id=group&ms=800&report=1')
+    const started = await reporter.waitFor((e) => e.event === 'slow-start' && e.id === 'group', 'the slow request to reach a worker', { from })
+    primary.proc.kill('SIGINT')
+    await reporter.waitFor((e) => e.event === 'drain-start' && e.pid === started.pid, "the worker to hear its primary's drain message", { from })
+    process.kill(started.pid, 'SIGINT')
+    const answer = await slow
+    expect(answer.status).toBe(200)
+    expect(answer.body).toBe(`ok group ${started.pid}`)
+    expect(await primary.exit()).toEqual({ code: 0, signal: null })
+    const ends = reporter.events.slice(from).filter((e) => e.event === 'drain-end' && e.pid === started.pid)
+    expect(ends.map((e) => [e.ok, e.forced])).toEqual([[true, 0]])
+    const exits = reporter.events.slice(from).filter((e) => e.event === 'worker-exit')
+    expect(exits.map((e) => e.code).sort()).toEqual([0, 0])
+  })
+
   it('without quiesce, the usual restart (fork, wait for listening, worker.kill()) under the same load fails requests', async () => {
     // the comparison that proves the load measures something: the same app and load, Node's defaults
     const primary = startPrimary('naive', { QUIESCE: 'off' })

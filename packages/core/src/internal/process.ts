@@ -61,6 +61,11 @@ export class Coordinator {
   #exitTimer: NodeJS.Timeout | null = null
   /** A fatal error happened while a signal's drain ran: it still ends in exit 1 (D11). */
   #fatalDuringDrain = false
+  /**
+   * The drain came from a cluster primary's message: the worker's own copy of the same signal
+   * (Ctrl+C, or systemd's SIGTERM to the whole process group) may follow it, and is not a second one.
+   */
+  #primaryStarted = false
 
   register(controller: Coordinated): void {
     if (this.controllers.has(controller)) return
@@ -128,13 +133,22 @@ export class Coordinator {
     else if (isClusterCommand(message)) {
       // `drain` is idempotent: Ctrl+C in a terminal signals the primary and its workers alike, so a
       // worker may be draining already when its primary's message arrives; `force` is a second signal
-      if (this.#stopping === null) this.#onSignal('shutdown')
+      if (this.#stopping === null) {
+        this.#primaryStarted = true
+        this.#onSignal('shutdown')
+      }
       if (message.quiesce === 'force') this.#force('shutdown')
     }
   }
 
   #onSignal(signal: string): void {
     if (this.#stopping !== null) {
+      if (this.#primaryStarted && signal !== 'shutdown') {
+        // one signal, delivered to the primary and to this worker: the primary forces on a second (D9, D21)
+        this.#primaryStarted = false
+        this.#log((l) => l.info(`quiesce: ${signal} after the cluster primary's drain message (the same signal, sent to the process group); the drain goes on`))
+        return
+      }
       if (this.#resentByOtherCode(signal)) {
         this.#log((l) => l.info(`quiesce: ${signal} again, re-sent by the handler that took the first one; the drain goes on`))
         return
@@ -208,6 +222,7 @@ export class Coordinator {
     if (!exit && !this.#fatalDuringDrain) {
       this.#stopping = null
       this.#foreignAtStart = []
+      this.#primaryStarted = false
       this.#sync()
       return
     }
