@@ -74,4 +74,53 @@ describe('process behaviour at the seams (contract revision 3)', () => {
     expect(exit.code).toBe(1)
     expect(exit.stdout).toContain('forcing the shutdown now')
   })
+
+  it('D9.12 a second signal while a cleanup hook runs cuts it at once (its signal aborts), not at its limit; exit 1', async () => {
+    await using child = new Child('second-signal-hooks.mjs')
+    await child.ready()
+    child.kill('SIGTERM')
+    await child.says('hook waits start')
+    child.kill('SIGTERM')
+    // the hook's own limit is a minute: an exit before the test's timeout is the cut
+    const exit = await child.exited
+    expect(exit.code).toBe(1)
+    expect(exit.stdout).toContain('hook waits aborted: hook "waits" did not finish before a second signal forced the shutdown')
+    expect(exit.stdout).toMatch(/shutdown \(signal SIGTERM\) FORCED by a second signal/)
+  })
+
+  it('D9.13 a second signal during the announce phase forces the drain: exit 1, even with nothing left to cut and every hook ok', async () => {
+    await using child = new Child('second-signal-announce.mjs')
+    await child.ready()
+    child.kill('SIGTERM')
+    await child.says('draining server (SIGTERM)')
+    child.kill('SIGTERM')
+    const exit = await child.exited
+    expect(exit.code).toBe(1)
+    expect(exit.stdout).toContain('hook cleanup done')
+    expect(exit.stdout).toMatch(/shutdown \(signal SIGTERM\) FORCED by a second signal/)
+  })
+
+  it('D13.7 resume() retrying EADDRINUSE keeps the process alive until it listens again (nothing else holds the event loop)', async () => {
+    await using child = new Child('resume-retry.mjs')
+    const exit = await child.exited
+    expect(exit.stdout).toContain('resumed: listening true')
+    expect(exit.code).toBe(0)
+  })
+
+  it("D11.9 Fastify with its logger off (its default): a fatal error and the drain's report still reach the console; exit 1", async () => {
+    await using child = new Child('fastify-silent.mjs')
+    const { port } = await child.ready()
+    const ready = await RawClient.connect(port)
+    ready.get('/ready')
+    expect((await ready.response()).status).toBe(200)
+    const c = await RawClient.connect(port)
+    c.get('/crash-later')
+    expect((await c.response()).body).toBe('scheduled')
+    const exit = await child.exited
+    expect(exit.code).toBe(1)
+    const output = exit.stdout + exit.stderr
+    expect(output).toContain('uncaught exception')
+    expect(output).toContain('boom from a timer')
+    expect(output).toMatch(/quiesce: shutdown \(fatal\)/)
+  })
 })

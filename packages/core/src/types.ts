@@ -115,6 +115,8 @@ export interface ShutdownReport {
   drainMs: number
   /** The deadline was reached (or a second signal forced the end). */
   timedOut: boolean
+  /** A second signal forced the end (D9): the report is not `ok`, even with nothing left to cut. */
+  forcedBySignal: boolean
   /** Requests whose response finished during the drain. */
   requestsCompleted: number
   /** Requests whose client left, or that were cut at the deadline, during the drain. */

@@ -53,9 +53,17 @@ export class Drain {
   #startedAt = 0
   /** Armed when the drain starts: a second signal takes the deadline's step at once. */
   #deadline: Deadline | null = null
+  /** A second signal (D9) forced this drain: it did not drain, whatever was left to cut. */
+  #forcedBySignal = false
+  /** Resolves, with the words for why, when a second signal comes while the cleanup hooks run: they are cut. */
+  readonly #hooksCut: Promise<string>
+  #cutHooks: (why: string) => void = () => {}
 
   constructor(host: DrainHost) {
     this.#host = host
+    this.#hooksCut = new Promise((resolve) => {
+      this.#cutHooks = resolve
+    })
   }
 
   async run(o: StartOptions): Promise<ShutdownReport> {
@@ -77,7 +85,7 @@ export class Drain {
 
     // cleanup hooks (D8): last registered first, each limited, all under the overall limit
     h.phases.to('hooks')
-    const hookRuns = await runHooksInOrder([...h.onShutdownHooks].reverse(), h.limits.hooksTimeout)
+    const hookRuns = await runHooksInOrder([...h.onShutdownHooks].reverse(), h.limits.hooksTimeout, this.#hooksCut)
     // before-shutdown hooks the deadline overtook are reported too: cut at the deadline, timed out (D6, D8)
     const beforeRuns = await before.runs
     const hooks = hookReports([...beforeRuns, ...hookRuns], h.options.logger, (item) => h.forced(item))
@@ -90,6 +98,7 @@ export class Drain {
       durationMs: now() - t0,
       drainMs,
       timedOut: deadline.timedOut,
+      forcedBySignal: this.#forcedBySignal,
       counts: h.counts,
       // a copy: the report is final, a callback failing later (closeUpgraded's promise) must not change it (D18)
       forced: [...h.forcedItems],
@@ -98,9 +107,14 @@ export class Drain {
     return this.#publish(report)
   }
 
-  /** A second signal: the deadline now (D9). */
+  /**
+   * A second signal (D9): the deadline now — or, once the cleanup hooks run, the hook still
+   * running is cut (its signal aborts) and the rest are not run. Either way the drain is not ok.
+   */
   force(): void {
-    this.#deadline?.force()
+    this.#forcedBySignal = true
+    if (this.#host.phases.phase === 'hooks') this.#cutHooks('a second signal forced the shutdown')
+    else this.#deadline?.force()
   }
 
   /**
@@ -150,7 +164,8 @@ export class Drain {
    */
   #announcePhase(timeout: number, forced: Promise<void>): { done: Promise<unknown>; runs: Promise<HookRun[]> } {
     const h = this.#host
-    const runs = h.beforeHooks.length > 0 ? runHooksTogether(h.beforeHooks, timeout, forced) : Promise.resolve([])
+    const cut = forced.then(() => (this.#forcedBySignal ? 'a second signal forced the shutdown' : "the drain's deadline"))
+    const runs = h.beforeHooks.length > 0 ? runHooksTogether(h.beforeHooks, timeout, cut) : Promise.resolve([])
     const announce = h.options.readinessDelay > 0 ? delay(Math.min(h.options.readinessDelay, timeout)) : Promise.resolve()
     return { done: Promise.all([runs, announce]), runs }
   }

@@ -13,20 +13,25 @@ export interface DrainOutcome {
   readonly durationMs: number
   readonly drainMs: number
   readonly timedOut: boolean
+  readonly forcedBySignal: boolean
   readonly counts: Readonly<DrainCounts>
   readonly forced: ForcedItem[]
   readonly hooks: HookReport[]
 }
 
-/** The report (D6, D18): `ok` when nothing was forced and no hook failed — idle sockets closed at the deadline are not forced (D1). */
+/**
+ * The report (D6, D18): `ok` when nothing was forced, no hook failed and no second signal forced
+ * the end (D9) — idle sockets closed at the deadline are not forced (D1).
+ */
 export function buildReport(o: DrainOutcome): ShutdownReport {
   return {
     reason: o.reason,
     ...(o.signal !== undefined ? { signal: o.signal } : {}),
-    ok: o.forced.length === 0 && o.hooks.every((h) => h.ok),
+    ok: o.forced.length === 0 && o.hooks.every((h) => h.ok) && !o.forcedBySignal,
     durationMs: Math.round(o.durationMs),
     drainMs: Math.round(o.drainMs),
     timedOut: o.timedOut,
+    forcedBySignal: o.forcedBySignal,
     requestsCompleted: o.counts.completed,
     requestsAborted: o.counts.aborted,
     requestsRejected: o.counts.rejected,
@@ -67,7 +72,7 @@ function describeHook(h: HookReport): string {
 export function reportLine(r: ShutdownReport): string {
   const cause = r.signal ? `${r.reason} ${r.signal}` : r.reason
   const parts = [
-    `quiesce: shutdown (${cause}) ${r.ok ? 'drained' : r.timedOut ? 'FORCED at the deadline' : 'finished with failures'} in ${seconds(r.drainMs)}`,
+    `quiesce: shutdown (${cause}) ${r.ok ? 'drained' : r.forcedBySignal ? 'FORCED by a second signal' : r.timedOut ? 'FORCED at the deadline' : 'finished with failures'} in ${seconds(r.drainMs)}`,
     `${plural(r.requestsCompleted, 'request')} completed, ${r.requestsAborted} aborted, ${r.requestsRejected} rejected`,
     `${plural(r.socketsClosedIdle, 'idle socket')} closed, ${r.socketsForced} forced`,
   ]
