@@ -125,7 +125,8 @@ async function listenAgain(server: AnyServer, address: AddressInfo | string, ret
       if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= retries) {
         throw new ResumeError(formatAddress(address), err)
       }
-      await new Promise((resolve) => setTimeout(resolve, wait).unref())
+      // a ref'd timer: a resume under way keeps the process alive, as the listen it retries will (D13)
+      await new Promise((resolve) => setTimeout(resolve, wait))
       wait = Math.min(wait * 2, 1000)
     }
   }
