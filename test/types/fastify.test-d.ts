@@ -6,9 +6,13 @@ import { describe, expectTypeOf, it } from 'vitest'
 describe('@quiesce/fastify', () => {
   it('fastify.graceful is merged into FastifyInstance, read-only', () => {
     expectTypeOf<FastifyInstance['graceful']>().toEqualTypeOf<FastifyGraceful>()
-    expectTypeOf<FastifyGraceful>().toEqualTypeOf<ServerController>()
+    expectTypeOf<FastifyGraceful>().toMatchTypeOf<ServerController>()
     const fastify = Fastify()
     expectTypeOf(fastify.graceful.shutdown()).toEqualTypeOf<Promise<ShutdownReport>>()
+    // the route handlers, on the controller as on every other adapter's, and as named exports
+    fastify.get('/ready', fastify.graceful.readiness)
+    fastify.get('/live', fastify.graceful.liveness)
+    expectTypeOf(fastify.graceful.readiness).toEqualTypeOf<typeof readiness>()
     // @ts-expect-error fastify.graceful is read-only
     fastify.graceful = {} as FastifyGraceful
   })

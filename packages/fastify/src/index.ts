@@ -34,15 +34,20 @@ import {
 /** The plugin's options: the core's. `logger` defaults to `fastify.log`. */
 export type FastifyGracefulOptions = GracefulOptions
 
-/** `fastify.graceful`: the controller every quiesce package offers. */
-export type FastifyGraceful = ServerController
+/** `fastify.graceful`: the controller every quiesce package offers, with the readiness and liveness routes. */
+export type FastifyGraceful = ServerController & {
+  /** `fastify.get('/ready', fastify.graceful.readiness)`: the same handler as the `readiness` export. */
+  readonly readiness: (request: FastifyRequest, reply: FastifyReply) => void
+  /** `fastify.get('/live', fastify.graceful.liveness)`: the same handler as the `liveness` export. */
+  readonly liveness: (request: FastifyRequest, reply: FastifyReply) => void
+}
 
 declare module 'fastify' {
   interface FastifyInstance {
     /**
      * quiesce's controller for this instance: `state`, `stats()`, `draining`, `ready`,
      * `shutdown()` (drains, then closes Fastify: `fastify.close()`; resolves with the report),
-     * `pause()`, `resume()`, `onShutdown()`, `beforeShutdown()`.
+     * `pause()`, `resume()`, `onShutdown()`, `beforeShutdown()`, `readiness`, `liveness`.
      */
     readonly graceful: FastifyGraceful
   }
@@ -100,7 +105,7 @@ function plugin(fastify: FastifyInstance, options: FastifyGracefulOptions, done:
   }
   const ours = new Set<object>()
   const given = options?.logger
-  const log = given === false || given === null ? null : drainLogger(given ?? fastify.log, () => ours.size > 0)
+  const log = given === false || given === null ? null : drainLogger(given ?? defaultLogger(fastify), () => ours.size > 0)
   let core: FrameworkController<FastifyReply>
   try {
     core = createFrameworkController(binding, { ...options, logger: log ?? false })
@@ -123,7 +128,7 @@ function decorate(r: Registration): void {
   let shutdown: Promise<ShutdownReport> | null = null
   r.fastify.decorate(
     'graceful',
-    r.core.expose({}, (o?: ShutdownOptions) => {
+    r.core.expose({ readiness, liveness }, (o?: ShutdownOptions) => {
       shutdown ??= r.core.shutdown(o).then(async (report) => {
         await (r.closeCall ?? r.closed.promise)
         return report
@@ -284,6 +289,17 @@ function seamOf(request: FastifyRequest): FrameworkController<FastifyReply> {
 
 function send(reply: FastifyReply, answer: HealthAnswer): void {
   void reply.code(answer.status).headers(answer.headers).send(answer.body)
+}
+
+/**
+ * `fastify.log`, or the console when Fastify's logger is off (`logger: false`, Fastify's default,
+ * gives a logger that drops everything): an uncaught error and the drain's report must not vanish
+ * (D11, D18). `logger: false` on the plugin silences quiesce.
+ */
+function defaultLogger(fastify: FastifyInstance): Logger {
+  const log = fastify.log as unknown as Record<string, unknown>
+  const dropsAll = log.info === log.warn && log.warn === log.error && typeof log.level !== 'string'
+  return dropsAll ? console : (fastify.log as unknown as Logger)
 }
 
 /**
