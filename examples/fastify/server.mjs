@@ -3,7 +3,9 @@
 import Fastify from 'fastify'
 import { gracefulPlugin, liveness, readiness } from '@quiesce/fastify'
 
-const fastify = Fastify({ logger: true })
+// return503OnClosing: false — requests on open keep-alive connections during the drain are served
+// with Connection: close (D3), not answered 503 by Fastify's own default
+const fastify = Fastify({ logger: true, return503OnClosing: false })
 await fastify.register(gracefulPlugin, { timeout: 10_000 }) // first, before the routes and other plugins
 fastify.get('/ready', readiness)
 fastify.get('/live', liveness)
