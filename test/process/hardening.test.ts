@@ -28,6 +28,19 @@ describe('process behaviour at the seams (contract revision 3)', () => {
     expect(exit.stdout).toMatch(/info: quiesce: shutdown \(signal SIGTERM\) drained .*\nflushed\n$/)
   })
 
+  it('D9.14 a logger whose flush takes 400 ms (no supervisor budget) still gets the report line out before the exit', async () => {
+    await using child = new Child('flush-logger.mjs', {}, ['400'])
+    const { port } = await child.ready()
+    const c = await RawClient.connect(port)
+    c.get('/slow')
+    await c.until(() => c.socket.bytesWritten > 0, 'request sent')
+    child.kill('SIGTERM')
+    expect((await c.response()).body).toBe('slow')
+    const exit = await child.exited
+    expect(exit.code).toBe(0)
+    expect(exit.stdout).toMatch(/info: quiesce: shutdown \(signal SIGTERM\) drained .*\nflushed\n$/)
+  })
+
   it('D11.3 with exit: false, an uncaught exception still drains the other requests and exits 1', async () => {
     await using child = new Child('fatal-no-exit.mjs')
     const { port } = await child.ready()

@@ -32,7 +32,7 @@ import cluster, { type Worker } from 'node:cluster'
 import os from 'node:os'
 import { ClosedError, QuiesceOptionError } from './errors.js'
 import { bool, checkObject, logger, ms, signalList, signalName } from './options.js'
-import { flushAndExit, type ClusterCommand } from './internal/process.js'
+import { FLUSH_LIMIT, flushAndExit, type ClusterCommand } from './internal/process.js'
 import { now } from './internal/site.js'
 import { forkWorker, RespawnBackoff, type WorkerInfo } from './internal/workers.js'
 import type { Logger } from './types.js'
@@ -259,7 +259,7 @@ class ClusterPool implements ClusterController {
       ok ? 'info' : 'warn',
       `quiesce: cluster closed in ${report.durationMs} ms: ${workers.map((w) => `worker ${w.id} ${describeExit(w)}`).join(', ') || 'no workers'}`,
     )
-    if (this.#stopSignal !== null && this.#o.exit) await flushAndExit(ok ? 0 : 1, this.#o.logger === null ? [] : [this.#o.logger])
+    if (this.#stopSignal !== null && this.#o.exit) await flushAndExit(ok ? 0 : 1, this.#o.logger === null ? [] : [this.#o.logger], FLUSH_LIMIT)
     return report
   }
 

@@ -227,7 +227,7 @@ export class Coordinator {
       return
     }
     const code = trigger.kind === 'fatal' || this.#fatalDuringDrain || reports.some((r: ShutdownReport) => !r.ok) ? 1 : 0
-    await flushAndExit(code, this.#stoppingLoggers)
+    await flushAndExit(code, this.#stoppingLoggers, flushLimit(controllers))
   }
 
   /** Whatever happens (a hung hook past its limit, a handle that never closes), the process goes. */
@@ -241,7 +241,7 @@ export class Coordinator {
     this.#exitTimer = setTimeout(
       () => {
         this.#log((l) => l.error(`quiesce: shutdown did not finish within its final limit of ${limit} ms; exiting 1`), true)
-        void flushAndExit(1, this.#stoppingLoggers)
+        void flushAndExit(1, this.#stoppingLoggers, flushLimit(controllers))
       },
       Math.min(limit, 2 ** 31 - 1),
     )
@@ -267,11 +267,15 @@ function loggersOf(controllers: Iterable<Coordinated>): Logger[] {
   return [...loggers]
 }
 
+/** How long the last flush may take when no supervisor's budget is known (a pino transport's worker under load). */
+export const FLUSH_LIMIT = 1000
+
 /**
  * D9: the last lines reach the pipe before the exit — each logger's `flush(cb)` (pino's) awaited,
- * then stdout and stderr — bounded by EXIT_RESERVE, whatever keeps the event loop alive.
+ * then stdout and stderr — each bounded by `limit` ms (EXIT_RESERVE, what the budget kept for it,
+ * under a supervisor), whatever keeps the event loop alive.
  */
-export async function flushAndExit(code: number, loggers: readonly Logger[]): Promise<void> {
+export async function flushAndExit(code: number, loggers: readonly Logger[], limit: number = EXIT_RESERVE): Promise<void> {
   const flushes: Array<Promise<void>> = []
   for (const l of loggers) {
     if (typeof l.flush !== 'function') continue
@@ -285,7 +289,7 @@ export async function flushAndExit(code: number, loggers: readonly Logger[]): Pr
       }),
     )
   }
-  await Promise.race([Promise.all(flushes), new Promise((resolve) => setTimeout(resolve, EXIT_RESERVE).unref())])
+  await Promise.race([Promise.all(flushes), new Promise((resolve) => setTimeout(resolve, limit).unref())])
   const streams = [process.stdout, process.stderr].map(
     (stream) =>
       new Promise<void>((resolve) => {
@@ -293,8 +297,13 @@ export async function flushAndExit(code: number, loggers: readonly Logger[]): Pr
         stream.write('', () => resolve())
       }),
   )
-  await Promise.race([Promise.all(streams), new Promise((resolve) => setTimeout(resolve, EXIT_RESERVE).unref())])
+  await Promise.race([Promise.all(streams), new Promise((resolve) => setTimeout(resolve, limit).unref())])
   process.exit(code)
+}
+
+/** Under a supervisor's budget the flush has what the budget kept for it (D19); without one, longer. */
+function flushLimit(controllers: readonly Coordinated[]): number {
+  return controllers.some((c) => c.limits.budget !== null) ? EXIT_RESERVE : FLUSH_LIMIT
 }
 
 export function coordinator(): Coordinator {
