@@ -136,4 +136,25 @@ describe('process behaviour at the seams (contract revision 3)', () => {
     expect(output).toContain('boom from a timer')
     expect(output).toMatch(/quiesce: shutdown \(fatal\)/)
   })
+
+  it("D11.10 the log's pipe closed during a drain: the EPIPE errors it raises are logged a few times, not in a loop that feeds itself; the drain still ends at its deadline, exit 1", async () => {
+    await using child = new Child('closed-log-pipe.mjs')
+    const { port } = await child.ready()
+    const held = await RawClient.connect(port)
+    held.get('/never')
+    await child.says('started /never')
+    const keepAlive = await RawClient.connect(port)
+    keepAlive.get('/fast')
+    await keepAlive.response()
+    child.kill('SIGTERM')
+    await child.says('draining server (SIGTERM)')
+    child.process.stdout?.destroy()
+    // a request on the open keep-alive socket: its handler's log line is the first EPIPE
+    keepAlive.get('/slow?ms=10')
+    const exit = await child.exited
+    expect(exit.code).toBe(1)
+    const uncaught = Number(/uncaught errors: (\d+)/.exec(exit.stderr)?.[1])
+    expect(uncaught).toBeGreaterThan(0)
+    expect(uncaught).toBeLessThan(20)
+  })
 })

@@ -66,6 +66,8 @@ export class Coordinator {
    * (Ctrl+C, or systemd's SIGTERM to the whole process group) may follow it, and is not a second one.
    */
   #primaryStarted = false
+  /** Fatal errors seen (D11): only the first few are logged. */
+  #fatalLogged = 0
 
   register(controller: Coordinated): void {
     if (this.controllers.has(controller)) return
@@ -197,7 +199,11 @@ export class Coordinator {
 
   /** D11: log it, drain the others under a short deadline, run the hooks, exit 1. */
   #onFatal(error: unknown, origin: string): void {
-    this.#log((l) => l.error(`quiesce: ${origin} — draining and exiting 1: ${errorStack(error)}`), true)
+    // Logged a few times per process at most: when the log's own pipe is gone (the supervisor's
+    // reader closed), each line is one more EPIPE, uncaught, here again — a loop that never yields
+    this.#fatalLogged++
+    if (this.#fatalLogged <= FATAL_LOG_LIMIT) this.#log((l) => l.error(`quiesce: ${origin} — draining and exiting 1: ${errorStack(error)}`), true)
+    else if (this.#fatalLogged === FATAL_LOG_LIMIT + 1) this.#log((l) => l.error('quiesce: more fatal errors; not logged'), true)
     if (this.#stopping !== null) {
       this.#fatalDuringDrain = true
       if (this.#exitTimer === null) this.#armFinalLimit([...this.controllers], { kind: 'fatal', error, origin })
@@ -266,6 +272,9 @@ function loggersOf(controllers: Iterable<Coordinated>): Logger[] {
   for (const c of controllers) if (c.options.logger) loggers.add(c.options.logger)
   return [...loggers]
 }
+
+/** Fatal errors logged per process at most; the rest are counted, not logged (see `#onFatal`). */
+const FATAL_LOG_LIMIT = 5
 
 /** How long the last flush may take when no supervisor's budget is known (a pino transport's worker under load). */
 export const FLUSH_LIMIT = 1000
