@@ -5,6 +5,15 @@ import { fileURLToPath } from 'node:url'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 
+/**
+ * Every child still running: a test that times out never reaches its `await using` dispose, so
+ * the worker's exit kills what is left (a fixture must never outlive its test run).
+ */
+const running = new Set<ChildProcess>()
+process.once('exit', () => {
+  for (const p of running) p.kill('SIGKILL')
+})
+
 export interface Exit {
   code: number | null
   signal: NodeJS.Signals | null
@@ -35,6 +44,8 @@ export class Child implements AsyncDisposable {
       if (!(k in env)) delete childEnv[k]
     }
     this.process = spawn(process.execPath, [file, ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+    running.add(this.process)
+    this.process.once('exit', () => running.delete(this.process))
     let pending = ''
     this.process.stdout?.setEncoding('utf8').on('data', (d: string) => {
       this.stdout += d
