@@ -39,6 +39,14 @@ export interface FrameworkBinding<Request> {
    * (Fastify): only what the adapter attaches; requests on other servers pass untouched.
    */
   readonly servers: 'request' | 'explicit'
+  /**
+   * Where the gate (pause, `duringDrain: 'reject'`, a request after the socket's FIN) runs.
+   * `'adapter'` (the default: Express, Koa): the adapter's middleware calls `admit()`.
+   * `'dispatch'` (Fastify): in quiesce's place in Node's dispatch, as on bare Node — before the
+   * framework sees the request, at no cost to the framework's own request path (a Fastify
+   * `onRequest` hook costs every request the hook runner).
+   */
+  readonly gate?: 'adapter' | 'dispatch'
 }
 
 /** What an adapter gets from the core: the controller, plus the framework's side of the seam. */
@@ -78,7 +86,7 @@ export function createFrameworkController<Request>(
 ): FrameworkController<Request> {
   const byRequest = binding.servers === 'request'
   const core = new GracefulController(options, {
-    gate: false,
+    gate: binding.gate === 'dispatch',
     listener: binding.listener,
     extraOptions: byRequest ? ['server', ...(binding.options ?? [])] : (binding.options ?? []),
     name: binding.name,

@@ -76,6 +76,9 @@ const binding = {
   // the servers Fastify listens on, attached at onListen; a serverFactory server the app listens on
   // itself is not Fastify's to close, so its requests pass untouched
   servers: 'explicit',
+  // pause, reject and a request after the FIN are settled before Fastify sees the request (D3,
+  // D13): no onRequest hook, whose runner every request would pay for
+  gate: 'dispatch',
 } satisfies FrameworkBinding<FastifyReply>
 
 /** One plugin per server: a second registration would drain the same sockets twice. */
@@ -118,7 +121,6 @@ function plugin(fastify: FastifyInstance, options: FastifyGracefulOptions, done:
   const r: Registration = { fastify, core, log, ours, closing: false, closeCall: null, closed: deferred() }
   decorate(r)
   attachOnListen(r)
-  gateRequests(r)
   drainOnClose(r, typeof options?.readinessDelay === 'number' ? options.readinessDelay : 0)
   done()
 }
@@ -166,27 +168,6 @@ function attachOnListen(r: Registration): void {
       )
     }
     hookDone()
-  })
-}
-
-/**
- * The gate (D3, D13): before the route runs. Fastify's blanket `Connection: close` while it
- * closes, and the Retry-After its closing 503 lacks, are settled by the core (D2, D3).
- */
-function gateRequests(r: Registration): void {
-  r.fastify.addHook('onRequest', function quiesceGate(_request, reply, hookDone) {
-    const verdict = r.core.admit(reply)
-    if (verdict === true) hookDone()
-    else if (verdict === false) {
-      // quiesce answered (503), or the request arrived after the socket's FIN (D2): Fastify must not write
-      reply.hijack()
-      hookDone()
-    } else {
-      verdict.then((run) => {
-        if (!run) reply.hijack()
-        hookDone()
-      }, hookDone)
-    }
   })
 }
 

@@ -4,6 +4,7 @@ import Fastify, { type FastifyRequest } from 'fastify'
 import { describe, expect, expectTypeOf, it } from 'vitest'
 import { gracefulPlugin, readiness, requestSignal, type FastifyGraceful, type ShutdownReport } from '@quiesce/fastify'
 import defaultExport from '@quiesce/fastify'
+import { requestStarted } from '../../../test/helpers/http.js'
 import { RawClient } from '../../../test/helpers/raw.js'
 import { captureLogger, defaults, get, start } from './helpers.js'
 
@@ -161,7 +162,7 @@ describe('the plugin', () => {
     expect(c.responses).toEqual([])
   })
 
-  it("D13.5 pause({ mode: 'reject' | 'hold' }) acts in the onRequest gate, before the route's own hooks and handler", async () => {
+  it("D13.5 pause({ mode: 'reject' | 'hold' }) acts before Fastify sees the request: before any hook and the handler", async () => {
     const routeHooks: string[] = []
     await using app = await start(
       {},
@@ -187,10 +188,10 @@ describe('the plugin', () => {
     expect(routeHooks).toEqual([])
 
     await app.fastify.graceful.pause({ mode: 'hold', maxWait: 5000 })
-    const arrived = once(app.fastify.server, 'request')
+    // Node's own channel: the server has parsed the request (it is then held in quiesce's dispatch)
+    const arrived = requestStarted('/hooked?hold')
     const held = get(app.port, '/hooked?hold')
     await arrived
-    // Fastify's 'request' listener ran before this one: the request waits in the gate
     expect(routeHooks).toEqual([])
     expect(app.fastify.graceful.stats().requestsInFlight).toBe(1)
     await app.fastify.graceful.resume()
