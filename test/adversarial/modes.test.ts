@@ -1,10 +1,10 @@
 import http from 'node:http'
 import net from 'node:net'
 import { once } from 'node:events'
-import diagnostics from 'node:diagnostics_channel'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { targets } from '../conformance/targets.js'
+import { requestStarted } from '../helpers/http.js'
 import { RawClient } from '../helpers/raw.js'
 import { fcOptions, get, within, failOnUnhandledRejections } from './helpers.js'
 
@@ -15,19 +15,6 @@ import { fcOptions, get, within, failOnUnhandledRejections } from './helpers.js'
  */
 
 failOnUnhandledRejections()
-
-/** Node's own channel: the server parsed a request (before any listener, so before quiesce holds it). */
-function requestStarted(url: string): Promise<void> {
-  return new Promise((resolve) => {
-    const ch = diagnostics.channel('http.server.request.start')
-    const on = (message: unknown): void => {
-      if ((message as { request: http.IncomingMessage }).request.url !== url) return
-      ch.unsubscribe(on)
-      resolve()
-    }
-    ch.subscribe(on)
-  })
-}
 
 function connectResult(port: number): Promise<string> {
   return new Promise((resolve) => {

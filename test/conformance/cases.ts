@@ -1,12 +1,11 @@
 import http from 'node:http'
 import net from 'node:net'
-import diagnostics from 'node:diagnostics_channel'
 import { once } from 'node:events'
 import { expect } from 'vitest'
 import type { ShutdownReport } from '@quiesce/core'
-import { connectOutcome, listenerClosed, request } from '../helpers/http.js'
+import { connectOutcome, listenerClosed, request, requestStarted } from '../helpers/http.js'
 import { RawClient } from '../helpers/raw.js'
-import type { App, Target } from './fixtures/app.js'
+import type { Target } from './fixtures/app.js'
 
 /**
  * The drain contract, written once (graphql-http's audits, http-terminator's createTests):
@@ -21,19 +20,6 @@ export interface Case {
 }
 
 const OK = (r: { status: number }) => expect(r.status).toBe(200)
-
-/** Node's own diagnostics channel: fires when the server has parsed a request, before any listener. */
-function requestStarted(url: string): Promise<void> {
-  return new Promise((resolve) => {
-    const ch = diagnostics.channel('http.server.request.start')
-    const on = (message: unknown): void => {
-      if ((message as { request: http.IncomingMessage }).request.url !== url) return
-      ch.unsubscribe(on)
-      resolve()
-    }
-    ch.subscribe(on)
-  })
-}
 
 export const cases: Case[] = [
   {

@@ -99,3 +99,16 @@ export async function acceptedSocket(server: net.Server, port: number): Promise<
   await accepted
   return socket
 }
+
+/** Node's own diagnostics channel: fires when the server has parsed a request, before any listener (so before quiesce holds it). */
+export function requestStarted(url: string): Promise<void> {
+  return new Promise((resolve) => {
+    const channel = diagnostics.channel('http.server.request.start')
+    const on = (message: unknown): void => {
+      if ((message as { request: http.IncomingMessage }).request.url !== url) return
+      channel.unsubscribe(on)
+      resolve()
+    }
+    channel.subscribe(on)
+  })
+}

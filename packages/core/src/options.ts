@@ -1,6 +1,6 @@
 import os from 'node:os'
 import { QuiesceOptionError } from './errors.js'
-import type { GracefulOptions, HookOptions, Logger, PauseOptions, ResumeOptions, ShutdownOptions } from './types.js'
+import type { GracefulOptions, Logger, PauseOptions, ResumeOptions } from './types.js'
 
 /** The options after validation and defaults: one frozen object per controller. */
 export interface ResolvedOptions {

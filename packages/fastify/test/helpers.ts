@@ -1,4 +1,3 @@
-import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { gracefulPlugin, type FastifyGracefulOptions } from '@quiesce/fastify'
