@@ -191,7 +191,7 @@ export function whereBehind(r, label) {
       const cpu = (k) => r.drain.libs[k]?.idle?.cpuMs
       const cpuNote = cpu('quiesce') != null && cpu(best[0]) != null ? ` (server CPU ${fmtMs(cpu('quiesce'))} vs ${fmtMs(cpu(best[0]))})` : ''
       lines.push(
-        `${r.drain.idleSockets.toLocaleString('en')} idle sockets: ${fmtMs(q.idle.ms)} vs ${fmtMs(best[1])} for ${label(best[0])}${cpuNote}. quiesce closes each idle socket with a FIN and waits for the client's FIN (bounded linger), where the peers destroy them; its \`'close'\` therefore also waits on the clients, and each socket costs the server more CPU.`,
+        `${r.drain.idleSockets.toLocaleString('en')} idle sockets: ${fmtMs(q.idle.ms)} vs ${fmtMs(best[1])} for ${label(best[0])}${cpuNote}. quiesce closes an idle socket only once it has been quiet for \`idleGrace\` (50 ms, D1: never at the instant a client may reuse it), where the peers destroy every socket at once; each socket also costs the server a little more CPU (quiesce's per-socket check that no byte of a next request has arrived, D1, D5).`,
       )
     }
     if (q?.inflight?.ms != null && q.inflight.ms > 5) lines.push(`After the last response: ${fmtMs(q.inflight.ms)}, above the 5 ms aim.`)
