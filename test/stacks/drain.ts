@@ -42,6 +42,8 @@ export interface Scenario {
   fast?: string
   /** opens the stack's long-lived connections; what it returns is handed to `after` */
   before?: (port: number, child: Child) => Promise<unknown>
+  /** the exit code the scenario ends with (0 unless something is forced or fails) */
+  exitCode?: number
 }
 
 /**
@@ -77,7 +79,7 @@ export async function drain(fixture: string, s: Scenario = {}): Promise<Drained 
     expect(idle.responses).toHaveLength(1)
     const exit = await child.exited
     const exitAfterSlow = child.startedAt + exit.at - r.at
-    expect(exit.code, exit.stdout + exit.stderr).toBe(0)
+    expect(exit.code, exit.stdout + exit.stderr).toBe(s.exitCode ?? 0)
     expect(exitAfterSlow).toBeLessThan(1000)
     console.log(`${fixture}${s.env ? ' ' + JSON.stringify(s.env) : ''}: in-flight end → exit ${exitAfterSlow.toFixed(0)} ms`)
     return { child, exit, port, slow: r, exitAfterSlow, marks: marks(exit.stdout), extra }

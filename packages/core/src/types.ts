@@ -115,7 +115,7 @@ export interface ShutdownReport {
   drainMs: number
   /** The deadline was reached (or a second signal forced the end). */
   timedOut: boolean
-  /** A second signal forced the end (D9): the report is not `ok`, even with nothing left to cut. */
+  /** A second signal forced the end (D9). `ok` still says whether anything was cut or failed. */
   forcedBySignal: boolean
   /** Requests whose response finished during the drain. */
   requestsCompleted: number

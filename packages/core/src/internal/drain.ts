@@ -53,7 +53,7 @@ export class Drain {
   #startedAt = 0
   /** Armed when the drain starts: a second signal takes the deadline's step at once. */
   #deadline: Deadline | null = null
-  /** A second signal (D9) forced this drain: it did not drain, whatever was left to cut. */
+  /** A second signal (D9) forced this drain (the report says so; `ok` says whether anything was cut). */
   #forcedBySignal = false
   /** Resolves, with the words for why, when a second signal comes while the cleanup hooks run: they are cut. */
   readonly #hooksCut: Promise<string>
@@ -109,7 +109,7 @@ export class Drain {
 
   /**
    * A second signal (D9): the deadline now — or, once the cleanup hooks run, the hook still
-   * running is cut (its signal aborts) and the rest are not run. Either way the drain is not ok.
+   * running is cut (its signal aborts) and the rest are not run.
    */
   force(): void {
     this.#forcedBySignal = true

@@ -20,14 +20,15 @@ export interface DrainOutcome {
 }
 
 /**
- * The report (D6, D18): `ok` when nothing was forced, no hook failed and no second signal forced
- * the end (D9) — idle sockets closed at the deadline are not forced (D1).
+ * The report (D6, D18): `ok` when nothing was forced and no hook failed — idle sockets closed at the
+ * deadline are not forced (D1), nor is an announce phase a second signal cut short (D9: exit 1 only
+ * when something was cut or failed).
  */
 export function buildReport(o: DrainOutcome): ShutdownReport {
   return {
     reason: o.reason,
     ...(o.signal !== undefined ? { signal: o.signal } : {}),
-    ok: o.forced.length === 0 && o.hooks.every((h) => h.ok) && !o.forcedBySignal,
+    ok: o.forced.length === 0 && o.hooks.every((h) => h.ok),
     durationMs: Math.round(o.durationMs),
     drainMs: Math.round(o.drainMs),
     timedOut: o.timedOut,
@@ -72,7 +73,7 @@ function describeHook(h: HookReport): string {
 export function reportLine(r: ShutdownReport): string {
   const cause = r.signal ? `${r.reason} ${r.signal}` : r.reason
   const parts = [
-    `quiesce: shutdown (${cause}) ${r.ok ? 'drained' : r.forcedBySignal ? 'FORCED by a second signal' : r.timedOut ? 'FORCED at the deadline' : 'finished with failures'} in ${seconds(r.drainMs)}`,
+    `quiesce: shutdown (${cause}) ${r.ok ? (r.forcedBySignal ? 'drained (forced by a second signal; nothing was left to cut)' : 'drained') : r.forcedBySignal ? 'FORCED by a second signal' : r.timedOut ? 'FORCED at the deadline' : 'finished with failures'} in ${seconds(r.drainMs)}`,
     `${plural(r.requestsCompleted, 'request')} completed, ${r.requestsAborted} aborted, ${r.requestsRejected} rejected`,
     `${plural(r.socketsClosedIdle, 'idle socket')} closed, ${r.socketsForced} forced`,
   ]
