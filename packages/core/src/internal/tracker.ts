@@ -2,6 +2,7 @@ import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node
 import type { Socket } from 'node:net'
 import type { AnyServer } from '../types.js'
 import { installDispatch, ownBaseEmit, type Dispatcher, type Emit } from './dispatch.js'
+import { retryAfterHeader } from './answers.js'
 import { Http1Sockets } from './http1.js'
 import { Http2Sessions } from './http2.js'
 import { guardDrainingHeaders, holdIdleClose, nodeCloseAll, nodeCloseIdle } from './node.js'
@@ -191,7 +192,7 @@ export class Tracker implements DrainSite, Dispatcher {
 
   /** HTTP/2's compatibility API: the stream is counted from 'stream'; during a drain a 503 still gets Retry-After (D3). */
   #trackH2(res: AnyResponse): true {
-    if (this.host.isDraining) guardDrainingHeaders(res as unknown as ServerResponse, String(Math.ceil(this.host.options.retryAfter)))
+    if (this.host.isDraining) guardDrainingHeaders(res as unknown as ServerResponse, retryAfterHeader(this.host.options.retryAfter))
     return true
   }
 
